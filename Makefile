@@ -1,0 +1,49 @@
+# stockflow — entry points. `make help` lists them.
+SHELL := /bin/bash
+GO    ?= go
+BIN   ?= bin
+
+# make run: the worker on the in-process broker unless KAFKA_BROKERS says otherwise.
+KAFKA_BROKERS ?= embedded
+LOCK_STRATEGY ?= pessimistic
+
+.PHONY: help build run services services-down test test-unit fuzz vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## build stockworker into bin/
+	$(GO) build -o $(BIN)/stockworker ./cmd/stockworker
+
+services: ## install and start MariaDB, Redis and Kafka (idempotent)
+	scripts/services.sh up
+
+services-down: ## stop the services started by scripts/services.sh
+	scripts/services.sh down
+
+run: build ## start MariaDB and Redis, then the worker (embedded Kafka broker by default)
+	scripts/services.sh up mariadb redis
+	@if [ "$(KAFKA_BROKERS)" = embedded ] && (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then \
+	  echo "make run: 127.0.0.1:9092 is taken (a real Kafka from 'scripts/services.sh up'?)."; \
+	  echo "          Use it:  make run KAFKA_BROKERS=127.0.0.1:9092   or stop it:  scripts/services.sh down kafka"; \
+	  exit 1; fi
+	@scripts/run-hint.sh
+	KAFKA_BROKERS=$(KAFKA_BROKERS) LOCK_STRATEGY=$(LOCK_STRATEGY) $(BIN)/stockworker
+
+test: ## start every service and run all tests with -race against them
+	scripts/services.sh up
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+test-unit: ## tests that need no service (the others skip unless CI=true)
+	$(GO) test -race -count=1 ./events/...
+
+fuzz: ## fuzz the order decoder for 60s
+	$(GO) test ./events -run '^$$' -fuzz FuzzDecodeOrderPlaced -fuzztime 60s
+
+vet: ## go vet and gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is stockworker's configuration: each setting is an environment
+// variable and a flag; a flag given on the command line wins.
+type config struct {
+	Brokers        string
+	MySQLDSN       string
+	RedisAddr      string
+	Strategy       string
+	GroupID        string
+	OrdersTopic    string
+	CancelledTopic string
+	EventsTopic    string
+	DLQTopic       string
+	HTTPAddr       string
+	Partitions     int
+	CreateTopics   bool
+	Migrate        bool
+	LogLevel       string
+	DBMaxOpen      int
+	ShutdownGrace  time.Duration
+}
+
+// strategies lists the LOCK_STRATEGY values this build supports.
+var strategies = []string{"pessimistic"}
+
+const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
+under a lock strategy, and publishes stock-deducted / stock-rejected events.
+
+Usage:
+  stockworker [flags]           run the worker
+  stockworker migrate [flags]   apply the database migrations and exit
+
+Every flag can also be set by the environment variable shown in brackets; a
+flag on the command line wins.
+
+Examples:
+  stockworker                                   # localhost Kafka and MariaDB, pessimistic
+  KAFKA_BROKERS=embedded stockworker            # in-process broker on 127.0.0.1:9092 (development)
+  stockworker -lock-strategy pessimistic -group-id stockflow-eu
+  MYSQL_DSN='app:secret@tcp(db:3306)/stockflow?parseTime=true' stockworker migrate
+
+Flags:
+`
+
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("stockworker", flag.ContinueOnError)
+	fs.SetOutput(out)
+	str := func(p *string, name, env, def, help string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, fmt.Sprintf("%s [%s]", help, env))
+	}
+	var errs []error
+	num := func(p *int, name, env string, def int, help string) {
+		if v := getenv(env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q is not a number", env, v))
+			} else {
+				def = n
+			}
+		}
+		fs.IntVar(p, name, def, fmt.Sprintf("%s [%s]", help, env))
+	}
+	boolean := func(p *bool, name, env string, def bool, help string) {
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q is not true or false", env, v))
+			} else {
+				def = b
+			}
+		}
+		fs.BoolVar(p, name, def, fmt.Sprintf("%s [%s]", help, env))
+	}
+	dur := func(p *time.Duration, name, env string, def time.Duration, help string) {
+		if v := getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q is not a duration such as 10s", env, v))
+			} else {
+				def = d
+			}
+		}
+		fs.DurationVar(p, name, def, fmt.Sprintf("%s [%s]", help, env))
+	}
+
+	str(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "localhost:9092", "comma-separated Kafka brokers; 'embedded' starts an in-process broker on 127.0.0.1:9092 (development only)")
+	str(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true", "go-sql-driver DSN of the inventory database")
+	str(&c.RedisAddr, "redis-addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address, used by the redis strategy")
+	str(&c.Strategy, "lock-strategy", "LOCK_STRATEGY", "pessimistic", "lock strategy: "+strings.Join(strategies, ", "))
+	str(&c.GroupID, "group-id", "GROUP_ID", "stockflow", "Kafka consumer group")
+	str(&c.OrdersTopic, "orders-topic", "ORDERS_TOPIC", "orders.placed", "topic of order-placed events")
+	str(&c.CancelledTopic, "cancelled-topic", "CANCELLED_TOPIC", "orders.cancelled", "topic of order-cancelled events")
+	str(&c.EventsTopic, "events-topic", "EVENTS_TOPIC", "stock.events", "topic of the outcome events")
+	str(&c.DLQTopic, "dlq-topic", "DLQ_TOPIC", "orders.dlq", "dead-letter topic for messages that are not orders")
+	str(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8080", "address of /healthz, /readyz and /metrics; empty disables")
+	num(&c.Partitions, "partitions", "TOPIC_PARTITIONS", 6, "partitions of topics the worker creates")
+	boolean(&c.CreateTopics, "create-topics", "CREATE_TOPICS", true, "create missing topics at start")
+	boolean(&c.Migrate, "migrate", "MIGRATE", true, "apply database migrations at start")
+	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	num(&c.DBMaxOpen, "db-max-open", "DB_MAX_OPEN", 16, "maximum open MySQL connections of this process")
+	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the order in hand may take to finish after SIGTERM")
+
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see stockworker -help)", fs.Arg(0))
+	}
+	if err := c.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+func (c config) validate() error {
+	var errs []error
+	known := false
+	for _, s := range strategies {
+		known = known || s == c.Strategy
+	}
+	if !known {
+		errs = append(errs, fmt.Errorf("LOCK_STRATEGY %q is not one of: %s", c.Strategy, strings.Join(strategies, ", ")))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("TOPIC_PARTITIONS must be at least 1, got %d", c.Partitions))
+	}
+	if strings.TrimSpace(c.Brokers) == "" {
+		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	if c.DBMaxOpen < 1 {
+		errs = append(errs, fmt.Errorf("DB_MAX_OPEN must be at least 1, got %d", c.DBMaxOpen))
+	}
+	return errors.Join(errs...)
+}
+
+func (c config) brokerList() []string {
+	var out []string
+	for _, b := range strings.Split(c.Brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}

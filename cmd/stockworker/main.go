@@ -1,0 +1,241 @@
+// Command stockworker runs stockflow's worker: it consumes order-placed events,
+// deducts stock in MySQL under the configured lock strategy, and publishes an
+// outcome event for every order. `stockworker migrate` applies the migrations.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/producer"
+	"github.com/stockflow/stockflow/worker"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal, after the first cancelled ctx, exits at once.
+		<-ctx.Done()
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		fmt.Fprintln(os.Stderr, "stockworker: second signal, exiting now")
+		os.Exit(130)
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	migrateOnly := len(args) > 0 && args[0] == "migrate"
+	if migrateOnly {
+		args = args[1:]
+	}
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "stockworker: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "stockworker: %v\n", err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck // nothing useful to do about a failed flush at exit
+
+	if migrateOnly {
+		err = migrate(ctx, cfg, log)
+	} else {
+		err = serve(ctx, cfg, log)
+	}
+	if err != nil {
+		log.Error("stockworker failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: %w", level, err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.EncoderConfig.TimeKey = "ts"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}
+
+func openDB(ctx context.Context, cfg config, log *zap.Logger) (*gorm.DB, error) {
+	if cfg.Migrate {
+		if err := db.EnsureDatabase(ctx, cfg.MySQLDSN); err != nil {
+			return nil, err
+		}
+	}
+	g, err := db.Open(ctx, cfg.MySQLDSN, db.PoolOptions{MaxOpen: cfg.DBMaxOpen})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		applied, err := db.Migrate(ctx, g)
+		if err != nil {
+			db.Close(g)
+			return nil, err
+		}
+		log.Info("database ready", zap.String("dsn", db.RedactDSN(cfg.MySQLDSN)), zap.Ints("migrations_applied", applied))
+	}
+	return g, nil
+}
+
+func migrate(ctx context.Context, cfg config, log *zap.Logger) error {
+	cfg.Migrate = true
+	g, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return db.Close(g)
+}
+
+func serve(ctx context.Context, cfg config, log *zap.Logger) error {
+	brokers := cfg.brokerList()
+	if cfg.Brokers == "embedded" {
+		cluster, err := kfake.NewCluster(kfake.Ports(9092), kfake.DefaultNumPartitions(cfg.Partitions))
+		if err != nil {
+			return fmt.Errorf("start the embedded broker on 127.0.0.1:9092: %w", err)
+		}
+		defer cluster.Close()
+		brokers = cluster.ListenAddrs()
+		log.Warn("embedded Kafka broker started: development only, nothing is persisted", zap.Strings("brokers", brokers))
+	}
+
+	g, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(g)
+
+	if cfg.CreateTopics {
+		if err := producer.EnsureTopics(ctx, brokers, cfg.Partitions, 1, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
+			return err
+		}
+	}
+
+	pub := producer.New(brokers, producer.Options{})
+	defer pub.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deductor := db.NewPessimistic(g, db.Options{})
+	w, err := worker.New(worker.Config{
+		Brokers:      brokers,
+		GroupID:      cfg.GroupID,
+		OrdersTopic:  cfg.OrdersTopic,
+		EventsTopic:  cfg.EventsTopic,
+		DLQTopic:     cfg.DLQTopic,
+		Strategy:     deductor.Name(),
+		DrainTimeout: cfg.ShutdownGrace,
+		Metrics:      worker.NewMetrics(reg),
+	}, deductor, db.NewLedger(g, db.Options{}), pub, log)
+	if err != nil {
+		return err
+	}
+
+	grp, gctx := errgroup.WithContext(ctx)
+	if cfg.HTTPAddr != "" {
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(g, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		grp.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		grp.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	grp.Go(func() error {
+		err := w.Run(gctx)
+		if ctx.Err() == nil && err == nil {
+			err = errors.New("worker stopped unexpectedly")
+		}
+		return err
+	})
+	log.Info("stockworker running", zap.Strings("brokers", brokers), zap.String("strategy", cfg.Strategy),
+		zap.String("group", cfg.GroupID), zap.String("http", cfg.HTTPAddr))
+	err = grp.Wait()
+	log.Info("stockworker stopped")
+	return err
+}
+
+func httpHandler(g *gorm.DB, brokers []string, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []string
+		if sqlDB, err := g.DB(); err != nil {
+			problems = append(problems, "mysql: "+err.Error())
+		} else if err := sqlDB.PingContext(ctx); err != nil {
+			problems = append(problems, "mysql: "+err.Error())
+		}
+		if err := dialAny(ctx, brokers); err != nil {
+			problems = append(problems, "kafka: "+err.Error())
+		}
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			for _, p := range problems {
+				fmt.Fprintln(w, p)
+			}
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func dialAny(ctx context.Context, addrs []string) error {
+	var d net.Dialer
+	var last error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err == nil {
+			return c.Close()
+		}
+		last = err
+	}
+	return last
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/testsvc"
+	"github.com/stockflow/stockflow/producer"
+)
+
+func TestConfigFromEnvAndFlags(t *testing.T) {
+	env := map[string]string{"LOCK_STRATEGY": "pessimistic", "GROUP_ID": "from-env", "TOPIC_PARTITIONS": "12"}
+	c, err := parseConfig([]string{"-group-id", "from-flag"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GroupID != "from-flag" || c.Partitions != 12 || c.Brokers != "localhost:9092" || c.OrdersTopic != "orders.placed" {
+		t.Fatalf("config = %+v", c)
+	}
+	if !c.Migrate || !c.CreateTopics || c.HTTPAddr != ":8080" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	env := map[string]string{"LOCK_STRATEGY": "spinlock", "TOPIC_PARTITIONS": "six", "MIGRATE": "maybe"}
+	_, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{`LOCK_STRATEGY "spinlock" is not one of: pessimistic`, `TOPIC_PARTITIONS="six" is not a number`, `MIGRATE="maybe"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+func TestHelpShowsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"-help"}, func(string) string { return "" }, &out)
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, v := range []string{"KAFKA_BROKERS", "MYSQL_DSN", "REDIS_ADDR", "LOCK_STRATEGY", "GROUP_ID", "ORDERS_TOPIC",
+		"CANCELLED_TOPIC", "EVENTS_TOPIC", "DLQ_TOPIC", "HTTP_ADDR", "stockworker migrate", "Examples"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("help does not mention %s", v)
+		}
+	}
+}
+
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "stockworker")
+	cmd := exec.Command("go", "build", "-race", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestTwoProcessesSeedScenario is the seed scenario for real: goods 16 stocked
+// 10, 20 orders of 1 placed concurrently through Kafka, two stockworker
+// processes in one group. Then SIGTERM makes both exit 0 promptly.
+func TestTwoProcessesSeedScenario(t *testing.T) {
+	dsn := testsvc.DatabaseDSN(t)
+	topics := testsvc.NewTopics(t, 6)
+	bin := buildWorker(t)
+
+	env := append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(testsvc.KafkaBrokers(), ","),
+		"MYSQL_DSN="+dsn,
+		"LOCK_STRATEGY=pessimistic",
+		"GROUP_ID="+topics.Orders+".group",
+		"ORDERS_TOPIC="+topics.Orders,
+		"CANCELLED_TOPIC="+topics.Cancelled,
+		"EVENTS_TOPIC="+topics.Events,
+		"DLQ_TOPIC="+topics.DLQ,
+		"HTTP_ADDR=127.0.0.1:0",
+		"LOG_LEVEL=info",
+	)
+	var procs []*exec.Cmd
+	var logs []*bytes.Buffer
+	for range 2 {
+		var buf bytes.Buffer
+		cmd := exec.Command(bin)
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, &buf, &buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs, logs = append(procs, cmd), append(logs, &buf)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.Process.Kill()
+		}
+	})
+
+	pool := openDSN(t, dsn)
+	testsvc.Stock(t, pool, 16, 10)
+	pub := producer.New(testsvc.KafkaBrokers(), producer.Options{})
+	defer pub.Close()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("seed-%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pub.Publish(ctx, kafka.Message{Topic: topics.Orders, Key: []byte(id),
+				Value: []byte(fmt.Sprintf(`{"order_id":%q,"items":[{"goods_id":16,"num":1}]}`, id))}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	got := testsvc.Collect(t, topics.Events, 20, 90*time.Second)
+	count := map[string]int{}
+	for _, m := range got {
+		o, err := events.DecodeOutcome(m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[o.Type+"/"+o.Reason]++
+	}
+	if len(got) != 20 || count["stock-deducted/"] != 10 || count["stock-rejected/insufficient_stock"] != 10 {
+		t.Fatalf("outcomes = %v (of %d), want 10 deducted and 10 rejected\nworker 1:\n%s\nworker 2:\n%s", count, len(got), logs[0], logs[1])
+	}
+	if s := testsvc.Stocks(t, pool, 16); s != 0 {
+		t.Fatalf("final stock = %d, want 0", s)
+	}
+
+	// SIGTERM: each process leaves the group and exits 0 within the bound.
+	for i, p := range procs {
+		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("worker %d exited with %v\n%s", i+1, err, logs[i])
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("worker %d did not exit within 30s of SIGTERM\n%s", i+1, logs[i])
+		}
+	}
+}

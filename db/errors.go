@@ -1,0 +1,60 @@
+package db
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"net"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// ErrRetriesExhausted is returned when an order could not be decided within the
+// configured number of attempts. It is transient: try again later.
+var ErrRetriesExhausted = errors.New("db: retries exhausted")
+
+// ErrGuard reports a conditional stock UPDATE that matched no row although the
+// strategy believed the stock sufficient: another writer got there first. The
+// attempt is rolled back and retried.
+var ErrGuard = errors.New("db: stock guard matched no row")
+
+// MySQL error numbers that roll an attempt back and retry it.
+const (
+	errDeadlock         = 1213 // whole transaction rolled back
+	errLockWaitTimeout  = 1205 // only the statement rolled back; we roll back the rest
+	errSnapshotConflict = 1020 // MariaDB innodb_snapshot_isolation: record changed
+	errDuplicateKey     = 1062 // a concurrent attempt recorded the same order first
+)
+
+// retryable reports whether an attempt that failed with err should be retried at
+// once in a new transaction. This is the one place that decides it.
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case errDeadlock, errLockWaitTimeout, errSnapshotConflict, errDuplicateKey:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, ErrGuard)
+}
+
+// Transient reports whether err is worth retrying later (the database is down or
+// busy) rather than a defect. Context cancellation is not transient: the caller
+// is stopping.
+func Transient(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return false
+	case retryable(err), errors.Is(err, ErrRetriesExhausted), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe)
+}

@@ -1,0 +1,135 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	gormmysql "gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// PoolOptions sizes the connection pool. Keep pods × MaxOpen below the server's
+// max_connections.
+type PoolOptions struct {
+	MaxOpen     int           // default 16
+	MaxIdle     int           // default MaxOpen
+	MaxLifetime time.Duration // default 5m; keep it below the server's wait_timeout
+}
+
+// Open connects to the database named in dsn and checks that it answers.
+//
+// The DSN is normalised for stockflow: parseTime (timestamps), clientFoundRows
+// (RowsAffected counts matched rows, which the conditional UPDATEs rely on) and
+// interpolateParams (one round trip per statement, no server-side prepares) are
+// switched on. Errors never include the password.
+func Open(ctx context.Context, dsn string, pool PoolOptions) (*gorm.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse MYSQL_DSN %s: %w", RedactDSN(dsn), err)
+	}
+	cfg.ParseTime = true
+	cfg.ClientFoundRows = true
+	cfg.InterpolateParams = true
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", RedactDSN(dsn), err)
+	}
+	sqlDB := sql.OpenDB(connector)
+	if pool.MaxOpen <= 0 {
+		pool.MaxOpen = 16
+	}
+	if pool.MaxIdle <= 0 {
+		pool.MaxIdle = pool.MaxOpen
+	}
+	if pool.MaxLifetime <= 0 {
+		pool.MaxLifetime = 5 * time.Minute
+	}
+	sqlDB.SetMaxOpenConns(pool.MaxOpen)
+	sqlDB.SetMaxIdleConns(pool.MaxIdle)
+	sqlDB.SetConnMaxLifetime(pool.MaxLifetime)
+
+	g, err := gorm.Open(gormmysql.New(gormmysql.Config{Conn: sqlDB}), &gorm.Config{
+		// Every write runs in an explicit transaction of ours.
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+	})
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("db: open %s: %w", RedactDSN(dsn), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("db: connect %s: %w", RedactDSN(dsn), err)
+	}
+	return g, nil
+}
+
+// Close closes the pool behind g.
+func Close(g *gorm.DB) error {
+	sqlDB, err := g.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// EnsureDatabase creates the database named in dsn if it does not exist yet.
+func EnsureDatabase(ctx context.Context, dsn string) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("db: parse MYSQL_DSN %s: %w", RedactDSN(dsn), err)
+	}
+	name := cfg.DBName
+	if name == "" {
+		return fmt.Errorf("db: MYSQL_DSN %s names no database", RedactDSN(dsn))
+	}
+	cfg.DBName = ""
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", RedactDSN(dsn), err)
+	}
+	sqlDB := sql.OpenDB(connector)
+	defer sqlDB.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	q := "CREATE DATABASE IF NOT EXISTS `" + escapeIdent(name) + "` CHARACTER SET utf8mb4"
+	if _, err := sqlDB.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("db: create database %q on %s: %w", name, RedactDSN(dsn), err)
+	}
+	return nil
+}
+
+func escapeIdent(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '`' {
+			out = append(out, '`')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// RedactDSN returns dsn with its password replaced, for logs and errors.
+func RedactDSN(dsn string) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "<unparsable DSN>"
+	}
+	if cfg.Passwd != "" {
+		cfg.Passwd = "xxxxx"
+	}
+	return cfg.FormatDSN()
+}

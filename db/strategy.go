@@ -1,0 +1,220 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/stockflow/stockflow/events"
+	"gorm.io/gorm"
+)
+
+// Decision is what the ledger holds for one order: its outcome and the outcome
+// event exactly as it is (re-)published.
+type Decision struct {
+	OrderID string
+	Status  string // StatusDeducted or StatusRejected
+	Reason  string // set on rejections
+	Payload []byte // the outcome event's JSON
+	// Replayed is true when the order had been decided before: nothing changed now.
+	Replayed bool
+}
+
+// EventType is the outcome event type of the decision.
+func (d Decision) EventType() string {
+	if d.Status == StatusDeducted {
+		return events.TypeDeducted
+	}
+	return events.TypeRejected
+}
+
+// Options tune every strategy. The zero value gives the documented defaults.
+type Options struct {
+	// MaxAttempts bounds the transactions tried for one order before
+	// ErrRetriesExhausted is returned. Default 10.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff bound the jittered exponential pause between
+	// attempts. Defaults 2ms and 250ms.
+	BaseBackoff, MaxBackoff time.Duration
+	// TxTimeout is the deadline of one attempt (one transaction). Default 10s.
+	TxTimeout time.Duration
+	// Now stamps occurred_at. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = 2 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 250 * time.Millisecond
+	}
+	if o.TxTimeout <= 0 {
+		o.TxTimeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// base is what every strategy shares: the pool, the options, and the retrying
+// transaction runner.
+type base struct {
+	db   *gorm.DB
+	opts Options
+	name string
+}
+
+func newBase(g *gorm.DB, name string, opts Options) base {
+	return base{db: g, opts: opts.withDefaults(), name: name}
+}
+
+// Name is the strategy's LOCK_STRATEGY name.
+func (b *base) Name() string { return b.name }
+
+// transact runs fn in a transaction, retrying the retryable failures in a fresh
+// transaction with jittered exponential backoff. Each attempt has its own
+// deadline under ctx. fn must use only the tx it is given.
+func (b *base) transact(ctx context.Context, what string, fn func(tx *gorm.DB) (Decision, error)) (Decision, error) {
+	var last error
+	for attempt := 1; attempt <= b.opts.MaxAttempts; attempt++ {
+		d, err := b.attempt(ctx, fn)
+		if err == nil {
+			return d, nil
+		}
+		if ctx.Err() != nil {
+			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, ctx.Err())
+		}
+		if !retryable(err) {
+			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, err)
+		}
+		last = err
+		if err := sleep(ctx, backoff(b.opts.BaseBackoff, b.opts.MaxBackoff, attempt)); err != nil {
+			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, err)
+		}
+	}
+	return Decision{}, fmt.Errorf("%s %s: %w after %d attempts: %w", b.name, what, ErrRetriesExhausted, b.opts.MaxAttempts, last)
+}
+
+func (b *base) attempt(ctx context.Context, fn func(tx *gorm.DB) (Decision, error)) (Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.TxTimeout)
+	defer cancel()
+	var d Decision
+	// gorm commits when the callback returns nil and rolls back otherwise
+	// (and on panic); a failed COMMIT is returned as the error.
+	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		d, err = fn(tx)
+		return err
+	})
+	return d, err
+}
+
+// backoff is the pause before the attempt after attempt n: full jitter over a
+// capped exponential.
+func backoff(base, ceiling time.Duration, n int) time.Duration {
+	d := base << min(n-1, 20)
+	if d <= 0 || d > ceiling {
+		d = ceiling
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// replay returns the stored decision for orderID, if there is one.
+func replay(tx *gorm.DB, orderID string) (Decision, bool, error) {
+	var rows []OrderOutcome
+	if err := tx.Select("order_id", "status", "reason", "payload").
+		Where("order_id = ?", orderID).Limit(1).Find(&rows).Error; err != nil {
+		return Decision{}, false, fmt.Errorf("read ledger: %w", err)
+	}
+	if len(rows) == 0 {
+		return Decision{}, false, nil
+	}
+	r := rows[0]
+	return Decision{OrderID: r.OrderID, Status: r.Status, Reason: r.Reason, Payload: r.Payload, Replayed: true}, true, nil
+}
+
+// record builds the outcome event and inserts the ledger row in tx. A concurrent
+// attempt that recorded the same order first makes the insert fail with 1062,
+// which rolls this attempt back and retries it as a replay.
+func (b *base) record(tx *gorm.DB, orderID, status, reason string, lines []events.Line, available map[int64]int64) (Decision, error) {
+	at := b.opts.Now()
+	var ev events.Outcome
+	if status == StatusDeducted {
+		ev = events.Deducted(orderID, lines, at)
+	} else {
+		ev = events.Rejected(orderID, reason, lines, available, at)
+	}
+	payload, err := ev.Encode()
+	if err != nil {
+		return Decision{}, err
+	}
+	items, err := json.Marshal(lines)
+	if err != nil {
+		return Decision{}, fmt.Errorf("encode lines: %w", err)
+	}
+	row := OrderOutcome{OrderID: orderID, Status: status, Reason: reason, Items: string(items), Payload: payload, Strategy: b.name, CreatedAt: at}
+	if err := tx.Create(&row).Error; err != nil {
+		return Decision{}, fmt.Errorf("write ledger: %w", err)
+	}
+	return Decision{OrderID: orderID, Status: status, Reason: reason, Payload: payload}, nil
+}
+
+// lockOrder returns o's lines merged and sorted by ascending goods id. The
+// decoder already does this; strategies do not rely on their caller for the
+// lock order that keeps multi-item orders free of deadlocks.
+func lockOrder(o events.OrderPlaced) ([]events.Line, error) {
+	lines, overflow := events.MergeLines(o.Lines)
+	if overflow || len(lines) == 0 {
+		return nil, fmt.Errorf("order %q: lines %v are not a valid order", o.OrderID, o.Lines)
+	}
+	return lines, nil
+}
+
+// verdict decides an order against the stock of its goods. stock holds the
+// goods that exist; a missing key is unknown goods. Unknown goods take precedence
+// over insufficient stock.
+func verdict(lines []events.Line, stock map[int64]int64) (reason string) {
+	for _, l := range lines {
+		if _, ok := stock[l.GoodsID]; !ok {
+			return events.ReasonUnknownGoods
+		}
+	}
+	for _, l := range lines {
+		if stock[l.GoodsID] < int64(l.Num) {
+			return events.ReasonInsufficientStock
+		}
+	}
+	return ""
+}
+
+// deductGuarded subtracts num from goods only if enough stock is there, and
+// reports ErrGuard when the guard matched no row. The guard is what keeps stock
+// non-negative even if the strategy's own serialisation was bypassed.
+func deductGuarded(tx *gorm.DB, goods int64, num int32) error {
+	res := tx.Exec("UPDATE inventory SET stocks = stocks - ?, version = version + 1 WHERE goods = ? AND stocks >= ?", num, goods, num)
+	if res.Error != nil {
+		return fmt.Errorf("deduct goods %d: %w", goods, res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return fmt.Errorf("deduct goods %d: %w", goods, ErrGuard)
+	}
+	return nil
+}

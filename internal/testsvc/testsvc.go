@@ -1,0 +1,152 @@
+// Package testsvc connects tests to the real services that scripts/services.sh
+// starts: MariaDB, Redis and Kafka. Each helper gives the test its own database,
+// topics or group, so tests can run in parallel and leave nothing behind.
+//
+// When a service does not answer, the test is skipped with a hint, except under
+// CI=true, where a missing service is a failure.
+package testsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stockflow/stockflow/db"
+	"gorm.io/gorm"
+)
+
+// Env returns the environment variable or its default.
+func Env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// MySQLDSN is the server the tests use (TEST_MYSQL_DSN, else MYSQL_DSN, else the
+// default of DESIGN.md). The database part is replaced per test.
+func MySQLDSN() string {
+	return Env("TEST_MYSQL_DSN", Env("MYSQL_DSN", "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true"))
+}
+
+// KafkaBrokers is the real broker the integration tests use.
+func KafkaBrokers() []string {
+	return strings.Split(Env("TEST_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
+}
+
+// RedisAddr is the real Redis the tests use.
+func RedisAddr() string { return Env("TEST_REDIS_ADDR", Env("REDIS_ADDR", "127.0.0.1:6379")) }
+
+// Require checks that addr accepts connections; when it does not, the test
+// fails under CI=true and is skipped otherwise.
+func Require(t testing.TB, service, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		return
+	}
+	msg := fmt.Sprintf("%s is not reachable at %s (%v); start it with: scripts/services.sh up", service, addr, err)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Unique returns a short random name with the given prefix.
+func Unique(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// DatabaseDSN creates a fresh, migrated database for the test, drops it when the
+// test ends, and returns its DSN.
+func DatabaseDSN(t testing.TB) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(MySQLDSN())
+	if err != nil {
+		t.Fatalf("TEST_MYSQL_DSN: %v", err)
+	}
+	Require(t, "MariaDB", cfg.Addr)
+	cfg.DBName = Unique("sf_test_")
+	dsn := cfg.FormatDSN()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.EnsureDatabase(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(g)
+	if _, err := db.Migrate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if os.Getenv("TEST_KEEP_DB") != "" {
+			t.Logf("kept database %s", cfg.DBName)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 1})
+		if err != nil {
+			t.Errorf("drop test database: %v", err)
+			return
+		}
+		defer db.Close(g)
+		if err := g.WithContext(ctx).Exec("DROP DATABASE `" + cfg.DBName + "`").Error; err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	return dsn
+}
+
+// Database returns a pool on a fresh, migrated database for the test.
+func Database(t testing.TB, maxOpen int) *gorm.DB {
+	t.Helper()
+	dsn := DatabaseDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: maxOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(g) })
+	return g
+}
+
+// Stock sets the stock of each goods (goods, stocks pairs).
+func Stock(t testing.TB, g *gorm.DB, pairs ...int64) {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := g.Exec("INSERT INTO inventory (goods, stocks) VALUES (?, ?) ON DUPLICATE KEY UPDATE stocks = VALUES(stocks)",
+			pairs[i], pairs[i+1]).Error; err != nil {
+			t.Fatalf("stock goods %d: %v", pairs[i], err)
+		}
+	}
+}
+
+// Stocks returns the stock of goods, or -1 when the row does not exist.
+func Stocks(t testing.TB, g *gorm.DB, goods int64) int64 {
+	t.Helper()
+	var rows []db.Inventory
+	if err := g.Where("goods = ?", goods).Find(&rows).Error; err != nil {
+		t.Fatalf("read goods %d: %v", goods, err)
+	}
+	if len(rows) == 0 {
+		return -1
+	}
+	return int64(rows[0].Stocks)
+}

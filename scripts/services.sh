@@ -1,0 +1,716 @@
+#!/usr/bin/env bash
+# Local services for stockflow: MariaDB, Redis and a single-node Apache Kafka
+# (KRaft, from Maven Central jars). Installs, starts, checks and stops them,
+# idempotently, without systemd or docker. Run `scripts/services.sh help`.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
+PROG="scripts/services.sh"
+
+ALL_SERVICES=(mariadb redis kafka)
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+STOCKFLOW_CACHE="${STOCKFLOW_CACHE:-$HOME/.cache/stockflow}"
+STOCKFLOW_STATE="${STOCKFLOW_STATE:-$HOME/.cache/stockflow/state}"
+STOCKFLOW_WAIT_SECONDS="${STOCKFLOW_WAIT_SECONDS:-90}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms128m}"
+MARIADB_MAX_CONNECTIONS="${MARIADB_MAX_CONNECTIONS:-1000}"
+MARIADB_SNAPSHOT_ISOLATION="${MARIADB_SNAPSHOT_ISOLATION:-}"
+
+MARIADB_ADDR="127.0.0.1:3306"
+REDIS_ADDR="127.0.0.1:6379"
+KAFKA_ADDR="127.0.0.1:9092"
+KAFKA_CONTROLLER_ADDR="127.0.0.1:9093"
+MARIADB_CNF="/etc/mysql/mariadb.conf.d/99-stockflow.cnf"
+MARIADB_DATADIR="/var/lib/mysql"
+
+usage() {
+  cat <<EOF
+Usage: $PROG <command> [service...]
+
+Commands:
+  up [service...]     install (if missing), start (if not answering) and wait
+                      until each service answers; no service = all of them.
+                      A second run is a fast no-op.
+  down [service...]   stop the services this script started (pid files);
+                      no error when they are not running.
+  status              one line per service: up/down and its address; exits 0
+                      when all are up, 3 otherwise.
+  kafka-libs          only fetch the Kafka jars (Maven Central) and print the
+                      libs directory (used by scripts/kafka-console-producer.sh).
+  help, --help, -h    this text.
+
+Services (fixed addresses):
+  mariadb   $MARIADB_ADDR   user root, no password, database stockflow
+            DSN root@tcp(127.0.0.1:3306)/stockflow?parseTime=true
+  redis     $REDIS_ADDR   persistence off
+  kafka     $KAFKA_ADDR   single KRaft broker+controller (controller on $KAFKA_CONTROLLER_ADDR)
+
+Environment (default):
+  KAFKA_VERSION               Kafka version from Maven Central (4.1.1; 3.9.1 also works).
+                              A state dir formatted for another version is wiped
+                              and re-formatted; a running broker of another
+                              version (started here) is restarted.
+  STOCKFLOW_CACHE             jar cache (\$HOME/.cache/stockflow); Kafka jars
+                              go to \$STOCKFLOW_CACHE/kafka-<version>/libs
+  STOCKFLOW_STATE             pids, logs, Kafka data, Redis files
+                              (\$HOME/.cache/stockflow/state)
+  STOCKFLOW_WAIT_SECONDS      how long 'up' waits for each service (90)
+  KAFKA_HEAP_OPTS             broker JVM heap (-Xmx512m -Xms128m)
+  MARIADB_MAX_CONNECTIONS     max_connections, at least 500 (1000)
+  MARIADB_SNAPSHOT_ISOLATION  on|off: SET GLOBAL innodb_snapshot_isolation when
+                              the server has it (Debian's 10.11.19 does, default
+                              OFF; older servers: only reported). Not persisted
+                              across restarts. Unset: left alone.
+  CI                          true in CI; no stdin is needed either way.
+
+Logs: \$STOCKFLOW_STATE/<service>/<service>.log (printed on a failed wait).
+EOF
+}
+
+# ---------------------------------------------------------------- helpers ----
+
+log()  { printf '[services] %s\n' "$*" >&2; }
+die()  { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+now() { date +%s; }
+
+# Meant to run as root (CI and dev machines are); otherwise try sudo -n.
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
+
+# pid_alive PIDFILE PATTERN: true when the pid in PIDFILE runs a command line
+# containing PATTERN (guards against stale pid files whose pid was reused).
+pid_alive() {
+  local pidfile=$1 pattern=$2 pid
+  [ -s "$pidfile" ] || return 1
+  pid=$(head -n1 "$pidfile" 2>/dev/null | tr -dc '0-9')
+  [ -n "$pid" ] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+}
+
+pid_of() { head -n1 "$1" 2>/dev/null | tr -dc '0-9'; }
+
+# stop_pidfile NAME PIDFILE PATTERN TIMEOUT
+stop_pidfile() {
+  local name=$1 pidfile=$2 pattern=$3 timeout=$4 pid t0
+  if ! pid_alive "$pidfile" "$pattern"; then
+    rm -f "$pidfile"
+    log "$name: not running (nothing started by this script)"
+    return 0
+  fi
+  pid=$(pid_of "$pidfile")
+  log "$name: stopping pid $pid (TERM, up to ${timeout}s)"
+  kill -TERM "$pid" 2>/dev/null || true
+  t0=$(now)
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $(( $(now) - t0 )) -ge "$timeout" ]; then
+      log "$name: still running after ${timeout}s, sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 1
+      break
+    fi
+    sleep 0.3
+  done
+  rm -f "$pidfile"
+  log "$name: stopped"
+}
+
+# wait_until NAME WHAT LOGFILE PIDFILE PATTERN CHECK_FN...: polls CHECK_FN
+# until it succeeds, for at most STOCKFLOW_WAIT_SECONDS. Fails early when the
+# process of PIDFILE (if given) has died. On failure prints the log tail and exits.
+wait_until() {
+  local name=$1 what=$2 logfile=$3 pidfile=$4 pattern=$5; shift 5
+  local t0 elapsed last=-1
+  t0=$(now)
+  while true; do
+    elapsed=$(( $(now) - t0 ))
+    if [ $(( elapsed / 10 )) -ne "$last" ]; then
+      last=$(( elapsed / 10 ))
+      log "$name: waiting for $what ... ${elapsed}s/${STOCKFLOW_WAIT_SECONDS}s"
+    fi
+    if "$@" >/dev/null 2>&1; then
+      log "$name: answering after $(( $(now) - t0 ))s"
+      return 0
+    fi
+    elapsed=$(( $(now) - t0 ))
+    if [ -n "$pidfile" ] && ! pid_alive "$pidfile" "$pattern"; then
+      # the process may have daemonized or still be writing its pid file
+      if [ "$elapsed" -ge 5 ]; then
+        fail_with_log "$name" "$logfile" "process exited before answering"
+      fi
+    fi
+    if [ "$elapsed" -ge "$STOCKFLOW_WAIT_SECONDS" ]; then
+      fail_with_log "$name" "$logfile" "did not answer within ${STOCKFLOW_WAIT_SECONDS}s"
+    fi
+    sleep 0.5
+  done
+}
+
+fail_with_log() {
+  local name=$1 logfile=$2 why=$3
+  printf '[services] ERROR: %s: %s\n' "$name" "$why" >&2
+  if [ -n "$logfile" ] && [ -f "$logfile" ]; then
+    printf '[services] ---- last 40 lines of %s ----\n' "$logfile" >&2
+    tail -n 40 "$logfile" >&2 || true
+    printf '[services] ---- end of %s ----\n' "$logfile" >&2
+  else
+    printf '[services] (no log file at %s)\n' "$logfile" >&2
+  fi
+  exit 1
+}
+
+# tcp_open HOST PORT
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# ------------------------------------------------------------------ apt ------
+
+pkg_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+apt_lists_present() {
+  compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
+}
+
+# apt_install PKG...: installs the packages that are missing, with one
+# apt-get call; runs apt-get update only when the lists are empty or the
+# install failed (stale lists). apt's output goes to $STOCKFLOW_STATE/apt.log.
+apt_install() {
+  local missing=() p t0 aptlog="$STOCKFLOW_STATE/apt.log"
+  for p in "$@"; do
+    [[ " ${missing[*]} " == *" $p "* ]] && continue
+    pkg_installed "$p" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} by hand"
+  mkdir -p "$STOCKFLOW_STATE"
+  : >"$aptlog"
+  local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
+    -o DPkg::Lock::Timeout=300
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  t0=$(now)
+  if ! apt_lists_present; then
+    log "apt: package lists are empty, running apt-get update"
+    "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 \
+      || fail_with_log apt "$aptlog" "apt-get update failed"
+  fi
+  log "apt: installing ${missing[*]} (log: $aptlog)"
+  if ! "${apt[@]}" install --no-install-recommends "${missing[@]}" </dev/null >>"$aptlog" 2>&1; then
+    log "apt: install failed, running apt-get update and retrying"
+    "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 \
+      || fail_with_log apt "$aptlog" "apt-get update failed"
+    "${apt[@]}" install --no-install-recommends "${missing[@]}" </dev/null >>"$aptlog" 2>&1 \
+      || fail_with_log apt "$aptlog" "apt-get install ${missing[*]} failed"
+  fi
+  log "apt: installed ${missing[*]} in $(( $(now) - t0 ))s"
+}
+
+packages_for() {
+  case $1 in
+    mariadb) echo "mariadb-server mariadb-client" ;;
+    redis)   echo "redis-server kcat" ;;
+    kafka)   echo "kcat" ;;
+  esac
+}
+
+# --------------------------------------------------------------- mariadb -----
+
+MARIADB_DIR="$STOCKFLOW_STATE/mariadb"
+MARIADB_PID="$MARIADB_DIR/mariadb.pid"
+MARIADB_LOG="$MARIADB_DIR/mariadb.log"
+
+mariadb_tcp() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot --connect-timeout=3 "$@" </dev/null; }
+mariadb_sock() { "${SUDO[@]}" mariadb --protocol=socket -uroot --connect-timeout=3 "$@" </dev/null; }
+
+mariadb_tcp_ok() { mariadb_tcp -N -e 'select 1' >/dev/null 2>&1; }
+# answering at all (socket as OS root, or TCP as root)
+mariadb_answers() {
+  "${SUDO[@]}" mariadb-admin --protocol=socket -uroot --connect-timeout=2 ping </dev/null >/dev/null 2>&1 \
+    || mariadb_tcp_ok
+}
+
+mariadb_write_cnf() {
+  local want
+  want="# Written by scripts/services.sh (stockflow); safe to delete.
+[mariadbd]
+bind-address = 127.0.0.1
+port = 3306
+max_connections = $MARIADB_MAX_CONNECTIONS
+innodb_lock_wait_timeout = 10
+character-set-server = utf8mb4
+"
+  if [ "$(cat "$MARIADB_CNF" 2>/dev/null || true)" != "$(printf '%s' "$want")" ]; then
+    log "mariadb: writing $MARIADB_CNF"
+    "${SUDO[@]}" mkdir -p "$(dirname "$MARIADB_CNF")"
+    printf '%s' "$want" | "${SUDO[@]}" tee "$MARIADB_CNF" >/dev/null
+  fi
+}
+
+mariadb_start() {
+  mkdir -p "$MARIADB_DIR"
+  if [ ! -d "$MARIADB_DATADIR/mysql" ]; then
+    log "mariadb: initializing data directory $MARIADB_DATADIR"
+    "${SUDO[@]}" mariadb-install-db --user=mysql --datadir="$MARIADB_DATADIR" \
+      --auth-root-authentication-method=socket </dev/null >>"$MARIADB_LOG" 2>&1 \
+      || fail_with_log mariadb "$MARIADB_LOG" "mariadb-install-db failed"
+  fi
+  "${SUDO[@]}" mkdir -p /run/mysqld
+  "${SUDO[@]}" chown mysql:mysql /run/mysqld
+  [ -f "$MARIADB_LOG" ] && mv -f "$MARIADB_LOG" "$MARIADB_LOG.1"
+  log "mariadb: starting mariadbd (log: $MARIADB_LOG)"
+  # stderr is the error log (Debian sets no log_error); opened by us, so the
+  # server running as user mysql can still write it.
+  setsid nohup "${SUDO[@]}" mariadbd --user=mysql </dev/null >>"$MARIADB_LOG" 2>&1 &
+  echo $! >"$MARIADB_PID"
+}
+
+mariadb_configure() {
+  # Fast path: TCP root login works, database exists, settings in place.
+  local row
+  row=$(mariadb_tcp -N -B -e "select @@max_connections, @@innodb_lock_wait_timeout,
+         (select count(*) from information_schema.schemata where schema_name='stockflow'),
+         (select count(*) from mysql.global_priv where user='root' and host='127.0.0.1')" 2>/dev/null || true)
+  if [ -n "$row" ]; then
+    read -r mc lwt db r127 <<<"$row"
+    if [ "$mc" -ge 500 ] && [ "$lwt" -eq 10 ] && [ "$db" = 1 ] && [ "$r127" = 1 ]; then
+      return 0
+    fi
+  fi
+  log "mariadb: configuring root over TCP without password, database stockflow"
+  local sql="
+ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket;
+CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
+GRANT ALL PRIVILEGES ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS stockflow CHARACTER SET utf8mb4;
+SET GLOBAL max_connections = GREATEST(@@max_connections, $MARIADB_MAX_CONNECTIONS);
+SET GLOBAL innodb_lock_wait_timeout = 10;
+FLUSH PRIVILEGES;"
+  if ! mariadb_sock -e "$sql" 2>>"$MARIADB_LOG"; then
+    # socket login refused (not root?) - try TCP, in case it already works
+    mariadb_tcp -e "$sql" 2>>"$MARIADB_LOG" \
+      || fail_with_log mariadb "$MARIADB_LOG" "could not configure root/stockflow"
+  fi
+}
+
+mariadb_snapshot_isolation() {
+  [ -n "$MARIADB_SNAPSHOT_ISOLATION" ] || return 0
+  local want
+  case "${MARIADB_SNAPSHOT_ISOLATION,,}" in
+    on|1|true) want=ON ;;
+    off|0|false) want=OFF ;;
+    *) die "MARIADB_SNAPSHOT_ISOLATION must be on or off, not '$MARIADB_SNAPSHOT_ISOLATION'" ;;
+  esac
+  local have
+  have=$(mariadb_tcp -N -B -e "select variable_value from information_schema.global_variables where variable_name='INNODB_SNAPSHOT_ISOLATION'" 2>/dev/null || true)
+  if [ -z "$have" ]; then
+    log "mariadb: innodb_snapshot_isolation is not supported by $(mariadb_tcp -N -B -e 'select version()' 2>/dev/null); MARIADB_SNAPSHOT_ISOLATION=$MARIADB_SNAPSHOT_ISOLATION ignored"
+    return 0
+  fi
+  mariadb_tcp -e "SET GLOBAL innodb_snapshot_isolation = $want" \
+    || die "mariadb: could not set innodb_snapshot_isolation=$want"
+  log "mariadb: innodb_snapshot_isolation = $want (was $have; new sessions only)"
+}
+
+up_mariadb() {
+  mariadb_write_cnf
+  if mariadb_answers; then
+    :
+  else
+    if pid_alive "$MARIADB_PID" mariadbd; then
+      log "mariadb: pid $(pid_of "$MARIADB_PID") exists but does not answer yet"
+    else
+      mariadb_start
+    fi
+    wait_until mariadb "mariadbd to answer (socket or $MARIADB_ADDR)" \
+      "$MARIADB_LOG" "$MARIADB_PID" mariadbd mariadb_answers
+  fi
+  mariadb_configure
+  # verify what the project uses: root without password over TCP
+  mariadb_tcp_ok || wait_until mariadb "root login over TCP on $MARIADB_ADDR (select 1)" \
+    "$MARIADB_LOG" "" "" mariadb_tcp_ok
+  mariadb_snapshot_isolation
+  log "mariadb: up on $MARIADB_ADDR (database stockflow, root without password)"
+}
+
+down_mariadb() { stop_pidfile mariadb "$MARIADB_PID" mariadbd 60; }
+
+status_mariadb() {
+  local extra=""
+  if mariadb_tcp_ok; then
+    extra=$(mariadb_tcp -N -B -e "select concat('version ', version(), ', max_connections ', @@max_connections)" 2>/dev/null || true)
+    print_status mariadb up "$MARIADB_ADDR" "$extra$(managed_note "$MARIADB_PID" mariadbd)"
+    return 0
+  fi
+  if mariadb_answers; then
+    print_status mariadb up "$MARIADB_ADDR" "socket only: root over TCP not configured yet, run up"
+    return 1
+  fi
+  print_status mariadb down "$MARIADB_ADDR" ""
+  return 1
+}
+
+# ----------------------------------------------------------------- redis -----
+
+REDIS_DIR="$STOCKFLOW_STATE/redis"
+REDIS_PID="$REDIS_DIR/redis.pid"
+REDIS_LOG="$REDIS_DIR/redis.log"
+
+redis_answers() {
+  [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null </dev/null)" = PONG ]
+}
+
+up_redis() {
+  if redis_answers; then
+    log "redis: up on $REDIS_ADDR"
+    return 0
+  fi
+  mkdir -p "$REDIS_DIR"
+  [ -f "$REDIS_LOG" ] && mv -f "$REDIS_LOG" "$REDIS_LOG.1"
+  log "redis: starting redis-server (log: $REDIS_LOG)"
+  # shellcheck disable=SC2094 # redis appends to its log; we only add stderr
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --protected-mode yes \
+    --dir "$REDIS_DIR" --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" \
+    --save '' --appendonly no </dev/null >/dev/null 2>>"$REDIS_LOG" \
+    || fail_with_log redis "$REDIS_LOG" "redis-server failed to start"
+  wait_until redis "PONG from $REDIS_ADDR" "$REDIS_LOG" "$REDIS_PID" redis-server redis_answers
+  log "redis: up on $REDIS_ADDR"
+}
+
+down_redis() { stop_pidfile redis "$REDIS_PID" redis-server 30; }
+
+status_redis() {
+  if redis_answers; then
+    local v
+    v=$(redis-cli -h 127.0.0.1 -p 6379 info server 2>/dev/null </dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
+    print_status redis up "$REDIS_ADDR" "version $v$(managed_note "$REDIS_PID" redis-server)"
+    return 0
+  fi
+  print_status redis down "$REDIS_ADDR" ""
+  return 1
+}
+
+# ----------------------------------------------------------------- kafka -----
+
+KAFKA_DIR="$STOCKFLOW_STATE/kafka"
+KAFKA_PID="$KAFKA_DIR/kafka.pid"
+KAFKA_LOG="$KAFKA_DIR/kafka.log"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_POM="$ROOT_DIR/deploy/kafka/pom.xml"
+
+kafka_home() { echo "$STOCKFLOW_CACHE/kafka-$KAFKA_VERSION"; }
+kafka_libs() { echo "$(kafka_home)/libs"; }
+kafka_major() { echo "${KAFKA_VERSION%%.*}"; }
+
+check_kafka_version() {
+  [[ "$KAFKA_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
+    || die "KAFKA_VERSION must look like 4.1.1, not '$KAFKA_VERSION'"
+  [ "$(kafka_major)" -ge 3 ] || die "KAFKA_VERSION $KAFKA_VERSION: only 3.x (KRaft) and later are supported"
+}
+
+# Logging configs, for both log4j2 (Kafka 4.x) and log4j 1/reload4j (3.x).
+# The broker logs to stdout (redirected to kafka.log); tools log warnings to stderr.
+write_kafka_log_configs() {
+  local dir=$1
+  mkdir -p "$dir"
+  cat >"$dir/log4j2-broker.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = OUT
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+EOF
+  cat >"$dir/log4j-broker.properties" <<'EOF'
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+EOF
+  cat >"$dir/log4j2-tools.properties" <<'EOF'
+status = error
+appender.err.type = Console
+appender.err.name = ERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.err.ref = ERR
+EOF
+  cat >"$dir/log4j-tools.properties" <<'EOF'
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+}
+
+# ensure_kafka_libs: copies Kafka + logging jars from Maven Central into the
+# cache, once per (version, pom content); a marker is written only on success.
+ensure_kafka_libs() {
+  check_kafka_version
+  local home libs marker want
+  home=$(kafka_home); libs=$(kafka_libs); marker="$home/.complete"
+  [ -f "$KAFKA_POM" ] || die "missing $KAFKA_POM"
+  want="$KAFKA_VERSION $(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -d "$libs" ]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch the Kafka jars"
+  command -v java >/dev/null 2>&1 || die "java (17+) is needed to run Kafka"
+  log "kafka: fetching Kafka $KAFKA_VERSION jars from Maven Central into $libs"
+  rm -rf "$libs" "$marker"
+  mkdir -p "$home"
+  local profile=()
+  [ "$(kafka_major)" -lt 4 ] && profile=(-Dkafka3)
+  if ! mvn -B -q -f "$KAFKA_POM" -Dkafka.version="$KAFKA_VERSION" "${profile[@]}" \
+        dependency:copy-dependencies -DoutputDirectory="$libs" \
+        </dev/null >"$home/mvn.log" 2>&1; then
+    fail_with_log kafka "$home/mvn.log" "mvn could not fetch Kafka $KAFKA_VERSION"
+  fi
+  ls "$libs"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 \
+    || fail_with_log kafka "$home/mvn.log" "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
+  write_kafka_log_configs "$home/config"
+  echo "$want" >"$marker"
+}
+
+kafka_java() {
+  # kafka_java LOGCFG_KIND CLASS ARGS... (LOGCFG_KIND: broker|tools)
+  local kind=$1; shift
+  local cfg; cfg="$(kafka_home)/config"
+  java -cp "$(kafka_libs)/*" \
+    -Dlog4j2.configurationFile="$cfg/log4j2-$kind.properties" \
+    -Dlog4j.configuration="file:$cfg/log4j-$kind.properties" \
+    "$@"
+}
+
+kafka_answers() {
+  tcp_open 127.0.0.1 9092 || return 1
+  if command -v kcat >/dev/null 2>&1; then
+    kcat -b "$KAFKA_ADDR" -L -m 3 </dev/null 2>/dev/null | grep -q "broker 1 at $KAFKA_ADDR"
+  else
+    kafka_java tools org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_ADDR" --list </dev/null
+  fi
+}
+
+write_kafka_props() {
+  cat >"$KAFKA_PROPS" <<EOF
+# Written by scripts/services.sh for Kafka $KAFKA_VERSION (single node, KRaft combined mode)
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$KAFKA_CONTROLLER_ADDR
+listeners=PLAINTEXT://$KAFKA_ADDR,CONTROLLER://$KAFKA_CONTROLLER_ADDR
+advertised.listeners=PLAINTEXT://$KAFKA_ADDR
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DATA
+num.partitions=6
+default.replication.factor=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+EOF
+}
+
+# kafka_prepare_storage: (re)formats the KRaft storage when missing or when
+# it was formatted for another KAFKA_VERSION.
+kafka_prepare_storage() {
+  mkdir -p "$KAFKA_DIR"
+  local vfile="$KAFKA_DIR/formatted-version"
+  if [ -f "$KAFKA_DATA/meta.properties" ] && [ "$(cat "$vfile" 2>/dev/null)" = "$KAFKA_VERSION" ]; then
+    write_kafka_props
+    return 0
+  fi
+  if [ -d "$KAFKA_DATA" ]; then
+    log "kafka: storage was formatted for Kafka $(cat "$vfile" 2>/dev/null || echo '?'), wiping it for $KAFKA_VERSION"
+  fi
+  rm -rf "$KAFKA_DATA" "$vfile"
+  write_kafka_props
+  local cid
+  cid=$(kafka_java tools kafka.tools.StorageTool random-uuid </dev/null 2>>"$KAFKA_LOG") \
+    || fail_with_log kafka "$KAFKA_LOG" "StorageTool random-uuid failed"
+  cid=$(printf '%s' "$cid" | tail -n1 | tr -d '[:space:]')
+  log "kafka: formatting storage (cluster id $cid)"
+  # Static controller.quorum.voters: no --standalone/--initial-controllers needed.
+  kafka_java tools kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_PROPS" \
+      </dev/null >>"$KAFKA_LOG" 2>&1 \
+    || fail_with_log kafka "$KAFKA_LOG" "StorageTool format failed"
+  echo "$cid" >"$KAFKA_DIR/cluster.id"
+  echo "$KAFKA_VERSION" >"$vfile"
+}
+
+kafka_start() {
+  [ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
+  kafka_prepare_storage
+  log "kafka: starting Kafka $KAFKA_VERSION broker (log: $KAFKA_LOG)"
+  local cfg; cfg="$(kafka_home)/config"
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of JVM options
+  setsid nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$cfg/log4j2-broker.properties" \
+    -Dlog4j.configuration="file:$cfg/log4j-broker.properties" \
+    -cp "$(kafka_libs)/*" kafka.Kafka "$KAFKA_PROPS" \
+    </dev/null >>"$KAFKA_LOG" 2>&1 &
+  echo $! >"$KAFKA_PID"
+  echo "$KAFKA_VERSION" >"$KAFKA_DIR/running-version"
+}
+
+up_kafka() {
+  check_kafka_version
+  ensure_kafka_libs
+  mkdir -p "$KAFKA_DIR"
+  if pid_alive "$KAFKA_PID" kafka.Kafka; then
+    local running; running=$(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?')
+    if [ "$running" != "$KAFKA_VERSION" ]; then
+      log "kafka: broker $running is running, KAFKA_VERSION=$KAFKA_VERSION: restarting"
+      down_kafka
+    fi
+  fi
+  if kafka_answers; then
+    if ! pid_alive "$KAFKA_PID" kafka.Kafka; then
+      log "kafka: a broker not started by this script answers on $KAFKA_ADDR; using it (version not checked)"
+    fi
+  else
+    if pid_alive "$KAFKA_PID" kafka.Kafka; then
+      log "kafka: pid $(pid_of "$KAFKA_PID") exists but does not answer yet"
+    else
+      kafka_start
+    fi
+    wait_until kafka "a metadata answer from $KAFKA_ADDR" \
+      "$KAFKA_LOG" "$KAFKA_PID" kafka.Kafka kafka_answers
+  fi
+  log "kafka: up on $KAFKA_ADDR (Kafka $(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?'))"
+}
+
+down_kafka() { stop_pidfile kafka "$KAFKA_PID" kafka.Kafka 60; }
+
+status_kafka() {
+  if kafka_answers; then
+    local note=""
+    if pid_alive "$KAFKA_PID" kafka.Kafka; then
+      note="version $(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?')"
+    fi
+    print_status kafka up "$KAFKA_ADDR" "$note$(managed_note "$KAFKA_PID" kafka.Kafka)"
+    return 0
+  fi
+  print_status kafka down "$KAFKA_ADDR" ""
+  return 1
+}
+
+# ---------------------------------------------------------------- status -----
+
+managed_note() {
+  if pid_alive "$1" "$2"; then
+    printf ', pid %s' "$(pid_of "$1")"
+  else
+    printf ', not started by this script'
+  fi
+}
+
+print_status() {
+  local name=$1 state=$2 addr=$3 extra=${4#, }
+  if [ -n "$extra" ]; then
+    printf '%-8s %-5s %-16s (%s)\n' "$name" "$state" "$addr" "$extra"
+  else
+    printf '%-8s %-5s %s\n' "$name" "$state" "$addr"
+  fi
+}
+
+# ------------------------------------------------------------------ main -----
+
+# select_services NAME...: sets SERVICES (all when no name is given)
+select_services() {
+  local s
+  SERVICES=()
+  if [ $# -eq 0 ]; then
+    SERVICES=("${ALL_SERVICES[@]}")
+    return
+  fi
+  for s in "$@"; do
+    case $s in
+      mariadb|redis|kafka) SERVICES+=("$s") ;;
+      mysql) SERVICES+=(mariadb) ;;
+      *) die "unknown service '$s' (mariadb, redis, kafka)" ;;
+    esac
+  done
+}
+
+cmd_up() {
+  local pkgs=() s t0
+  t0=$(now)
+  select_services "$@"
+  for s in "${SERVICES[@]}"; do
+    # shellcheck disable=SC2207
+    pkgs+=($(packages_for "$s"))
+  done
+  apt_install "${pkgs[@]}"
+  mkdir -p "$STOCKFLOW_STATE"
+  for s in "${SERVICES[@]}"; do
+    "up_$s"
+  done
+  log "up: ${SERVICES[*]} ready in $(( $(now) - t0 ))s"
+}
+
+cmd_down() {
+  local s i
+  select_services "$@"
+  # stop in reverse order of start
+  for (( i=${#SERVICES[@]}-1; i>=0; i-- )); do
+    s=${SERVICES[$i]}
+    "down_$s"
+  done
+}
+
+cmd_status() {
+  local rc=0 s
+  for s in "${ALL_SERVICES[@]}"; do
+    if command -v "$(status_tool "$s")" >/dev/null 2>&1; then
+      "status_$s" || rc=3
+    else
+      print_status "$s" down "$(addr_of "$s")" "not installed"
+      rc=3
+    fi
+  done
+  return $rc
+}
+
+status_tool() {
+  case $1 in mariadb) echo mariadb ;; redis) echo redis-cli ;; kafka) echo java ;; esac
+}
+addr_of() {
+  case $1 in mariadb) echo "$MARIADB_ADDR" ;; redis) echo "$REDIS_ADDR" ;; kafka) echo "$KAFKA_ADDR" ;; esac
+}
+
+main() {
+  local cmd=${1:-help}
+  [ $# -gt 0 ] && shift
+  case $cmd in
+    up)          cmd_up "$@" ;;
+    down|stop)   cmd_down "$@" ;;
+    status)      cmd_status ;;
+    kafka-libs)  ensure_kafka_libs; kafka_libs ;;
+    help|-h|--help) usage ;;
+    *) usage >&2; die "unknown command '$cmd'" ;;
+  esac
+}
+
+main "$@"

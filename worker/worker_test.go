@@ -1,0 +1,240 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/testsvc"
+	"github.com/stockflow/stockflow/producer"
+	"github.com/stockflow/stockflow/worker"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+	"gorm.io/gorm"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// rig is one test's worker on the real Kafka and MariaDB.
+type rig struct {
+	t      *testing.T
+	g      *gorm.DB
+	topics testsvc.Topics
+	pub    *producer.Publisher
+}
+
+func newRig(t *testing.T) *rig {
+	t.Parallel()
+	r := &rig{t: t, g: testsvc.Database(t, 8), topics: testsvc.NewTopics(t, 3)}
+	r.pub = producer.New(testsvc.KafkaBrokers(), producer.Options{})
+	t.Cleanup(func() { r.pub.Close() })
+	return r
+}
+
+// start runs a worker until the test ends and checks that it stops cleanly.
+func (r *rig) start() {
+	r.t.Helper()
+	w, err := worker.New(worker.Config{
+		Brokers:     testsvc.KafkaBrokers(),
+		GroupID:     r.topics.Orders + ".group",
+		OrdersTopic: r.topics.Orders,
+		EventsTopic: r.topics.Events,
+		DLQTopic:    r.topics.DLQ,
+		Strategy:    "pessimistic",
+		MinBackoff:  10 * time.Millisecond,
+	}, db.NewPessimistic(r.g, db.Options{}), db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	r.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				r.t.Errorf("worker Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			r.t.Errorf("worker did not stop within 30s of cancel")
+		}
+	})
+}
+
+// send publishes raw order-placed values keyed by key.
+func (r *rig) send(key string, values ...string) {
+	r.t.Helper()
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Topic: r.topics.Orders, Key: []byte(key), Value: []byte(v)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.pub.Publish(ctx, msgs...); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// outcomes waits for n outcome events and checks there is no (n+1)th.
+func (r *rig) outcomes(n int) []kafka.Message {
+	r.t.Helper()
+	got := testsvc.Collect(r.t, r.topics.Events, n, 60*time.Second)
+	if len(got) != n {
+		r.t.Fatalf("got %d outcome events, want %d", len(got), n)
+	}
+	if extra := testsvc.Collect(r.t, r.topics.Events, n+1, 2*time.Second); len(extra) != n {
+		r.t.Fatalf("got %d outcome events, want exactly %d", len(extra), n)
+	}
+	return got
+}
+
+func outcome(t *testing.T, m kafka.Message) events.Outcome {
+	t.Helper()
+	o, err := events.DecodeOutcome(m.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Key) != o.OrderID {
+		t.Fatalf("outcome keyed %q, want its order_id %q", m.Key, o.OrderID)
+	}
+	if typ := header(m, producer.HeaderType); typ != o.Type {
+		t.Fatalf("type header %q, payload type %q", typ, o.Type)
+	}
+	return o
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestOrderDeductedEndToEnd(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10, 17, 5)
+	r.start()
+	r.send("A1001", `{"order_id":"A1001","items":[{"goods_id":16,"num":1},{"goods_id":17,"num":2}]}`)
+	o := outcome(t, r.outcomes(1)[0])
+	if o.Type != events.TypeDeducted || o.EventID != "A1001:stock-deducted" || len(o.Items) != 2 {
+		t.Fatalf("outcome = %+v", o)
+	}
+	if a, b := testsvc.Stocks(t, r.g, 16), testsvc.Stocks(t, r.g, 17); a != 9 || b != 3 {
+		t.Fatalf("stocks = %d, %d, want 9, 3", a, b)
+	}
+}
+
+func TestRedeliveredOrderDeductsOnce(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10)
+	r.start()
+	order := `{"order_id":"twice","items":[{"goods_id":16,"num":3}]}`
+	r.send("twice", order, order)
+	got := r.outcomes(2)
+	if string(got[0].Value) != string(got[1].Value) {
+		t.Fatalf("outcome events differ:\n%s\n%s", got[0].Value, got[1].Value)
+	}
+	if o := outcome(t, got[0]); o.Type != events.TypeDeducted {
+		t.Fatalf("outcome = %+v", o)
+	}
+	if s := testsvc.Stocks(t, r.g, 16); s != 7 {
+		t.Fatalf("stock = %d, want 7: one deduction", s)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 1, 10, 2, 1)
+	r.start()
+	r.send("short", `{"order_id":"short","items":[{"goods_id":1,"num":2},{"goods_id":2,"num":2}]}`)
+	r.send("unknown", `{"order_id":"unknown","items":[{"goods_id":404,"num":1}]}`)
+	r.send("invalid", `{"order_id":"invalid","items":[{"goods_id":1,"num":0}]}`)
+	want := map[string]string{
+		"short":   events.ReasonInsufficientStock,
+		"unknown": events.ReasonUnknownGoods,
+		"invalid": events.ReasonInvalidOrder,
+	}
+	for _, m := range r.outcomes(3) {
+		o := outcome(t, m)
+		if o.Type != events.TypeRejected || o.Reason != want[o.OrderID] {
+			t.Errorf("%s: outcome %s", o.OrderID, m.Value)
+		}
+		if o.OrderID == "short" && (len(o.Items) != 2 || *o.Items[0].Available != 10 || *o.Items[1].Available != 1) {
+			t.Errorf("short: items must list every line with its stock: %s", m.Value)
+		}
+	}
+	if a, b := testsvc.Stocks(t, r.g, 1), testsvc.Stocks(t, r.g, 2); a != 10 || b != 1 {
+		t.Fatalf("stocks = %d, %d: a rejected order changed stock", a, b)
+	}
+}
+
+func TestGarbageGoesToDeadLetterAndWorkerGoesOn(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10)
+	r.start()
+	garbage := []string{"\x00\xffnot json", `[1,2,3]`, `{"items":[]}`, `{"order_id":""}`}
+	for i, g := range garbage {
+		r.send("g"+strconv.Itoa(i), g)
+	}
+	r.send("after", `{"order_id":"after","items":[{"goods_id":16,"num":1}]}`)
+
+	dead := testsvc.Collect(t, r.topics.DLQ, len(garbage), 60*time.Second)
+	if len(dead) != len(garbage) {
+		t.Fatalf("dead letters = %d, want %d", len(dead), len(garbage))
+	}
+	sort.Slice(dead, func(i, j int) bool { return string(dead[i].Key) < string(dead[j].Key) })
+	for i, m := range dead {
+		if string(m.Key) != "g"+strconv.Itoa(i) || string(m.Value) != garbage[i] {
+			t.Errorf("dead letter %d: key %q value %q, want the original", i, m.Key, m.Value)
+		}
+		if header(m, producer.HeaderError) == "" || header(m, producer.HeaderSourceTopic) != r.topics.Orders ||
+			header(m, producer.HeaderSourcePartition) == "" || header(m, producer.HeaderSourceOffset) == "" {
+			t.Errorf("dead letter %d headers: %v", i, m.Headers)
+		}
+	}
+	if o := outcome(t, r.outcomes(1)[0]); o.OrderID != "after" || o.Type != events.TypeDeducted {
+		t.Fatalf("order after the garbage: %+v", o)
+	}
+}
+
+// TestSeedScenario is the seed code's test, made real: goods 16 stocked 10, 20
+// orders of 1 placed concurrently, two workers in one group.
+func TestSeedScenario(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10)
+	r.start()
+	r.start()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("seed-%d", i)
+			r.send(id, fmt.Sprintf(`{"order_id":%q,"items":[{"goods_id":16,"num":1}]}`, id))
+		}()
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, m := range r.outcomes(20) {
+		o := outcome(t, m)
+		count[o.Type+"/"+o.Reason]++
+	}
+	if count["stock-deducted/"] != 10 || count["stock-rejected/insufficient_stock"] != 10 {
+		t.Fatalf("outcomes = %v, want 10 deducted and 10 rejected", count)
+	}
+	if s := testsvc.Stocks(t, r.g, 16); s != 0 {
+		t.Fatalf("final stock = %d, want 0", s)
+	}
+}
