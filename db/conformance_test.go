@@ -2,8 +2,12 @@ package db_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,25 +18,69 @@ import (
 	"gorm.io/gorm"
 )
 
-// deductor is what every lock strategy offers.
-type deductor interface {
-	Deduct(ctx context.Context, o events.OrderPlaced) (db.Decision, error)
-	Name() string
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(child())
+	}
+	os.Exit(m.Run())
 }
 
-// conformance is the one suite every lock strategy must pass. newStrategy builds
-// the strategy over a pool on the test's own database.
-func conformance(t *testing.T, newStrategy func(g *gorm.DB) deductor) {
-	order := func(id string, lines ...events.Line) events.OrderPlaced {
-		return events.OrderPlaced{OrderID: id, Lines: lines}
+// newStrategy builds the named strategy over g, with a Redis client when it
+// needs one.
+func newStrategy(t testing.TB, name string, g *gorm.DB, opts db.Options) db.Strategy {
+	t.Helper()
+	var s db.Strategy
+	var err error
+	if name == "redis" {
+		s, err = db.NewStrategy(name, g, testsvc.Redis(t), opts)
+	} else {
+		s, err = db.NewStrategy(name, g, nil, opts)
 	}
-	setup := func(t *testing.T, maxOpen int, stock ...int64) (*gorm.DB, deductor) {
-		t.Parallel()
-		g := testsvc.Database(t, maxOpen)
-		testsvc.Stock(t, g, stock...)
-		return g, newStrategy(g)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
+}
+
+// decide is what the worker does with a transient failure: try again, with a
+// pause. Lock strategies may return transient errors under contention (retries
+// exhausted, lock not acquired); they must never be rejections.
+func decide(ctx context.Context, s db.Strategy, o events.OrderPlaced) (db.Decision, error) {
+	for attempt := 1; ; attempt++ {
+		d, err := s.Deduct(ctx, o)
+		if err == nil || !db.Transient(err) || attempt == 200 {
+			return d, err
+		}
+		time.Sleep(time.Duration(attempt%10+1) * time.Millisecond)
+	}
+}
+
+func order(id string, lines ...events.Line) events.OrderPlaced {
+	return events.OrderPlaced{OrderID: id, Lines: lines}
+}
+
+func line(goods int64, num int32) events.Line { return events.Line{GoodsID: goods, Num: num} }
+
+// conformance is the one suite every lock strategy must pass, run with MariaDB's
+// innodb_snapshot_isolation OFF and ON.
+func conformance(t *testing.T, name string) {
+	for _, si := range []string{"OFF", "ON"} {
+		t.Run("snapshot_isolation="+si, func(t *testing.T) {
+			t.Parallel()
+			suite(t, name, map[string]string{"innodb_snapshot_isolation": si})
+		})
+	}
+}
+
+func suite(t *testing.T, name string, params map[string]string) {
 	ctx := context.Background()
+	setup := func(t *testing.T, maxOpen int, opts db.Options, stock ...int64) (*gorm.DB, db.Strategy, string) {
+		t.Parallel()
+		dsn := testsvc.DatabaseDSN(t)
+		g := testsvc.Open(t, dsn, maxOpen, params)
+		testsvc.Stock(t, g, stock...)
+		return g, newStrategy(t, name, g, opts), dsn
+	}
 	decode := func(t *testing.T, d db.Decision) events.Outcome {
 		t.Helper()
 		o, err := events.DecodeOutcome(d.Payload)
@@ -44,10 +92,26 @@ func conformance(t *testing.T, newStrategy func(g *gorm.DB) deductor) {
 		}
 		return o
 	}
+	ledgerRows := func(t *testing.T, g *gorm.DB) int64 {
+		t.Helper()
+		var n int64
+		if err := g.Model(&db.OrderOutcome{}).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	expectStock := func(t *testing.T, g *gorm.DB, want map[int64]int64) {
+		t.Helper()
+		for goods, w := range want {
+			if got := testsvc.Stocks(t, g, goods); got != w {
+				t.Fatalf("goods %d stock = %d, want %d", goods, got, w)
+			}
+		}
+	}
 
 	t.Run("single order", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 10)
-		d, err := s.Deduct(ctx, order("A1", events.Line{GoodsID: 16, Num: 3}))
+		g, s, _ := setup(t, 4, db.Options{}, 16, 10)
+		d, err := s.Deduct(ctx, order("A1", line(16, 3)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,43 +121,41 @@ func conformance(t *testing.T, newStrategy func(g *gorm.DB) deductor) {
 		if o := decode(t, d); len(o.Items) != 1 || o.Items[0].Num != 3 || o.Items[0].Available != nil {
 			t.Fatalf("outcome = %+v", o)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 7 {
-			t.Fatalf("stock = %d, want 7", got)
-		}
+		expectStock(t, g, map[int64]int64{16: 7})
 	})
 
 	t.Run("insufficient stock leaves the row untouched", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 2)
-		d, err := s.Deduct(ctx, order("A1", events.Line{GoodsID: 16, Num: 3}))
+		g, s, _ := setup(t, 4, db.Options{}, 16, 2)
+		d, err := s.Deduct(ctx, order("A1", line(16, 3)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.Status != db.StatusRejected || d.Reason != events.ReasonInsufficientStock {
 			t.Fatalf("decision = %+v", d)
 		}
-		o := decode(t, d)
-		if o.Items[0].Available == nil || *o.Items[0].Available != 2 {
+		if o := decode(t, d); o.Items[0].Available == nil || *o.Items[0].Available != 2 {
 			t.Fatalf("rejection must report available 2: %s", d.Payload)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 2 {
-			t.Fatalf("stock = %d, want 2", got)
+		expectStock(t, g, map[int64]int64{16: 2})
+		var v int64
+		g.Raw("SELECT version FROM inventory WHERE goods = 16").Scan(&v)
+		if v != 0 {
+			t.Fatalf("version = %d: a rejection wrote the row", v)
 		}
 	})
 
 	t.Run("zero stock", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 0)
-		d, err := s.Deduct(ctx, order("A1", events.Line{GoodsID: 16, Num: 1}))
+		g, s, _ := setup(t, 4, db.Options{}, 16, 0)
+		d, err := s.Deduct(ctx, order("A1", line(16, 1)))
 		if err != nil || d.Reason != events.ReasonInsufficientStock {
 			t.Fatalf("decision = %+v, %v", d, err)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 0 {
-			t.Fatalf("stock = %d, want 0", got)
-		}
+		expectStock(t, g, map[int64]int64{16: 0})
 	})
 
 	t.Run("unknown goods", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 5)
-		d, err := s.Deduct(ctx, order("A1", events.Line{GoodsID: 16, Num: 1}, events.Line{GoodsID: 999, Num: 1}))
+		g, s, _ := setup(t, 4, db.Options{}, 16, 5)
+		d, err := s.Deduct(ctx, order("A1", line(16, 1), line(999, 1)))
 		if err != nil || d.Status != db.StatusRejected || d.Reason != events.ReasonUnknownGoods {
 			t.Fatalf("decision = %+v, %v", d, err)
 		}
@@ -101,96 +163,122 @@ func conformance(t *testing.T, newStrategy func(g *gorm.DB) deductor) {
 		if len(o.Items) != 2 || *o.Items[0].Available != 5 || *o.Items[1].Available != 0 {
 			t.Fatalf("outcome items = %s", d.Payload)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 5 {
-			t.Fatalf("stock = %d, want 5: nothing of a rejected order may be deducted", got)
-		}
+		expectStock(t, g, map[int64]int64{16: 5})
 	})
 
 	t.Run("multi-item all or nothing", func(t *testing.T) {
-		g, s := setup(t, 4, 1, 10, 2, 10, 3, 1)
-		d, err := s.Deduct(ctx, order("short", events.Line{GoodsID: 1, Num: 1}, events.Line{GoodsID: 2, Num: 1}, events.Line{GoodsID: 3, Num: 2}))
+		g, s, _ := setup(t, 4, db.Options{}, 1, 10, 2, 10, 3, 1)
+		d, err := s.Deduct(ctx, order("short", line(1, 1), line(2, 1), line(3, 2)))
 		if err != nil || d.Reason != events.ReasonInsufficientStock {
 			t.Fatalf("decision = %+v, %v", d, err)
 		}
-		for goods, want := range map[int64]int64{1: 10, 2: 10, 3: 1} {
-			if got := testsvc.Stocks(t, g, goods); got != want {
-				t.Fatalf("goods %d stock = %d, want %d", goods, got, want)
-			}
-		}
-		d, err = s.Deduct(ctx, order("fits", events.Line{GoodsID: 1, Num: 1}, events.Line{GoodsID: 2, Num: 2}, events.Line{GoodsID: 3, Num: 1}))
+		expectStock(t, g, map[int64]int64{1: 10, 2: 10, 3: 1})
+		d, err = s.Deduct(ctx, order("fits", line(1, 1), line(2, 2), line(3, 1)))
 		if err != nil || d.Status != db.StatusDeducted {
 			t.Fatalf("decision = %+v, %v", d, err)
 		}
-		for goods, want := range map[int64]int64{1: 9, 2: 8, 3: 0} {
-			if got := testsvc.Stocks(t, g, goods); got != want {
-				t.Fatalf("goods %d stock = %d, want %d", goods, got, want)
-			}
-		}
+		expectStock(t, g, map[int64]int64{1: 9, 2: 8, 3: 0})
 	})
 
 	t.Run("duplicate goods lines are summed", func(t *testing.T) {
-		g, s := setup(t, 4, 7, 5)
-		o, err := events.DecodeOrderPlaced([]byte(`{"order_id":"dup","items":[{"goods_id":7,"num":2},{"goods_id":7,"num":2}]}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d, err := s.Deduct(ctx, o); err != nil || d.Status != db.StatusDeducted {
+		g, s, _ := setup(t, 4, db.Options{}, 7, 5)
+		// Not through the decoder: the strategy merges lines itself.
+		if d, err := s.Deduct(ctx, order("dup", line(7, 2), line(7, 2))); err != nil || d.Status != db.StatusDeducted {
 			t.Fatalf("decision = %+v, %v", d, err)
 		}
-		if got := testsvc.Stocks(t, g, 7); got != 1 {
-			t.Fatalf("stock = %d, want 1", got)
-		}
-		o.OrderID = "dup2" // 4 more of goods 7: only 1 left
-		if d, err := s.Deduct(ctx, o); err != nil || d.Reason != events.ReasonInsufficientStock {
+		expectStock(t, g, map[int64]int64{7: 1})
+		d, err := s.Deduct(ctx, order("dup2", line(7, 1), line(7, 1)))
+		if err != nil || d.Reason != events.ReasonInsufficientStock {
 			t.Fatalf("decision = %+v, %v", d, err)
+		}
+		if o := decode(t, d); len(o.Items) != 1 || o.Items[0].Num != 2 {
+			t.Fatalf("outcome must list the merged line: %s", d.Payload)
 		}
 	})
 
 	t.Run("replay is a no-op with the same outcome", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 10)
-		first, err := s.Deduct(ctx, order("R1", events.Line{GoodsID: 16, Num: 4}))
+		g, s, _ := setup(t, 4, db.Options{}, 16, 10)
+		first, err := s.Deduct(ctx, order("R1", line(16, 4)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond) // a later replay must not get a new occurred_at
-		again, err := s.Deduct(ctx, order("R1", events.Line{GoodsID: 16, Num: 4}))
+		time.Sleep(5 * time.Millisecond) // a replay must not get a new occurred_at
+		again, err := s.Deduct(ctx, order("R1", line(16, 4)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !again.Replayed || string(again.Payload) != string(first.Payload) {
 			t.Fatalf("replay = %+v\nfirst payload %s", again, first.Payload)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 6 {
-			t.Fatalf("stock = %d, want 6", got)
-		}
-		// A rejected order replays as the same rejection even when stock arrives later.
-		rej, err := s.Deduct(ctx, order("R2", events.Line{GoodsID: 16, Num: 100}))
+		expectStock(t, g, map[int64]int64{16: 6})
+		// A rejected order replays as the same rejection even after restocking.
+		rej, err := s.Deduct(ctx, order("R2", line(16, 100)))
 		if err != nil || rej.Status != db.StatusRejected {
 			t.Fatalf("decision = %+v, %v", rej, err)
 		}
 		testsvc.Stock(t, g, 16, 1000)
-		again, err = s.Deduct(ctx, order("R2", events.Line{GoodsID: 16, Num: 100}))
+		again, err = s.Deduct(ctx, order("R2", line(16, 100)))
 		if err != nil || !again.Replayed || string(again.Payload) != string(rej.Payload) {
 			t.Fatalf("replayed rejection = %+v, %v", again, err)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 1000 {
-			t.Fatalf("stock = %d, want 1000", got)
-		}
+		expectStock(t, g, map[int64]int64{16: 1000})
 	})
 
 	t.Run("cancelled context writes nothing", func(t *testing.T) {
-		g, s := setup(t, 4, 16, 10)
+		g, s, _ := setup(t, 4, db.Options{}, 16, 10)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := s.Deduct(cctx, order("C1", events.Line{GoodsID: 16, Num: 1})); !errors.Is(err, context.Canceled) {
+		if _, err := s.Deduct(cctx, order("C1", line(16, 1))); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 10 {
-			t.Fatalf("stock = %d, want 10", got)
+		expectStock(t, g, map[int64]int64{16: 10})
+		if n := ledgerRows(t, g); n != 0 {
+			t.Fatalf("%d ledger rows after a cancelled attempt", n)
 		}
-		if _, found, err := db.NewLedger(g, db.Options{}).Lookup(ctx, "C1"); err != nil || found {
-			t.Fatalf("ledger row for a cancelled attempt: found=%v err=%v", found, err)
+	})
+
+	t.Run("context cancelled mid-transaction writes nothing", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		g, s, _ := setup(t, 4, db.Options{Inject: func(ctx context.Context, point string) error {
+			if point == db.PointWritten {
+				cancel()
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}}, 1, 10, 2, 10)
+		if _, err := s.Deduct(cctx, order("C2", line(1, 1), line(2, 1))); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
 		}
+		expectStock(t, g, map[int64]int64{1: 10, 2: 10})
+		if n := ledgerRows(t, g); n != 0 {
+			t.Fatalf("%d ledger rows after a cancelled attempt", n)
+		}
+	})
+
+	t.Run("failure mid-transaction leaves no partial write", func(t *testing.T) {
+		injected := errors.New("injected: connection lost")
+		var fail sync.Once
+		g, s, _ := setup(t, 4, db.Options{Inject: func(_ context.Context, point string) error {
+			var err error
+			if point == db.PointWritten {
+				fail.Do(func() { err = injected })
+			}
+			return err
+		}}, 1, 10, 2, 10)
+		if _, err := s.Deduct(ctx, order("F1", line(1, 1), line(2, 1))); !errors.Is(err, injected) {
+			t.Fatalf("err = %v, want the injected failure", err)
+		}
+		expectStock(t, g, map[int64]int64{1: 10, 2: 10})
+		if n := ledgerRows(t, g); n != 0 {
+			t.Fatalf("%d ledger rows after a failed attempt", n)
+		}
+		// The redelivery then decides it, once.
+		if d, err := s.Deduct(ctx, order("F1", line(1, 1), line(2, 1))); err != nil || d.Status != db.StatusDeducted || d.Replayed {
+			t.Fatalf("retry = %+v, %v", d, err)
+		}
+		expectStock(t, g, map[int64]int64{1: 9, 2: 9})
 	})
 
 	t.Run("N goroutines on one goods end exact", func(t *testing.T) {
@@ -198,119 +286,220 @@ func conformance(t *testing.T, newStrategy func(g *gorm.DB) deductor) {
 			stock  = 50
 			orders = 120
 		)
-		g, s := setup(t, 16, 16, stock)
-		var (
-			start    = make(chan struct{})
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			accepted int
-			errs     []error
-		)
-		for i := range orders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				d, err := s.Deduct(ctx, order(fmt.Sprintf("N%d", i), events.Line{GoodsID: 16, Num: 1}))
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-				} else if d.Status == db.StatusDeducted {
-					accepted++
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
+		g, s, _ := setup(t, 16, db.Options{}, 16, stock)
+		accepted, errs := race(orders, func(i int) (db.Decision, error) {
+			return decide(ctx, s, order(fmt.Sprintf("N%d", i), line(16, 1)))
+		})
 		if len(errs) > 0 {
 			t.Fatalf("%d orders failed, first: %v", len(errs), errs[0])
 		}
 		if accepted != stock {
 			t.Fatalf("accepted %d, want %d", accepted, stock)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 0 {
-			t.Fatalf("final stock = %d, want 0", got)
-		}
-		var rows int64
-		g.Model(&db.OrderOutcome{}).Count(&rows)
-		if rows != orders {
-			t.Fatalf("ledger rows = %d, want %d", rows, orders)
+		expectStock(t, g, map[int64]int64{16: 0})
+		if n := ledgerRows(t, g); n != orders {
+			t.Fatalf("ledger rows = %d, want %d", n, orders)
 		}
 	})
 
 	t.Run("opposite-order multi-item orders do not deadlock", func(t *testing.T) {
-		const pairs = 30
-		g, s := setup(t, 16, 1, 1000, 2, 1000, 3, 1000)
-		var (
-			start = make(chan struct{})
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			errs  []error
-		)
-		for i := range pairs * 2 {
-			// The decoder sorts lines, but a strategy must not rely on its
-			// caller: half the orders arrive with lines in descending order.
-			lines := []events.Line{{GoodsID: 1, Num: 1}, {GoodsID: 2, Num: 1}, {GoodsID: 3, Num: 1}}
+		const orders = 60
+		g, s, _ := setup(t, 16, db.Options{}, 1, 1000, 2, 1000, 3, 1000)
+		accepted, errs := race(orders, func(i int) (db.Decision, error) {
+			// Half the orders list their lines in descending goods order: the
+			// strategy, not its caller, owns the lock order.
+			lines := []events.Line{line(1, 1), line(2, 1), line(3, 1)}
 			if i%2 == 1 {
-				lines = []events.Line{{GoodsID: 3, Num: 1}, {GoodsID: 2, Num: 1}, {GoodsID: 1, Num: 1}}
+				lines = []events.Line{line(3, 1), line(2, 1), line(1, 1)}
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				d, err := s.Deduct(ctx, order(fmt.Sprintf("X%d", i), lines...))
-				if err == nil && d.Status != db.StatusDeducted {
-					err = fmt.Errorf("order X%d: %+v", i, d)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
+			return decide(ctx, s, order(fmt.Sprintf("X%d", i), lines...))
+		})
 		if len(errs) > 0 {
 			t.Fatalf("%d orders failed, first: %v", len(errs), errs[0])
 		}
-		for goods := int64(1); goods <= 3; goods++ {
-			if got := testsvc.Stocks(t, g, goods); got != 1000-2*pairs {
-				t.Fatalf("goods %d stock = %d, want %d", goods, got, 1000-2*pairs)
-			}
+		if accepted != orders {
+			t.Fatalf("accepted %d of %d", accepted, orders)
 		}
+		expectStock(t, g, map[int64]int64{1: 1000 - orders, 2: 1000 - orders, 3: 1000 - orders})
 	})
 
 	t.Run("concurrent redeliveries of one order deduct once", func(t *testing.T) {
-		g, s := setup(t, 16, 16, 100)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		payloads := make([][]byte, 10)
-		errs := make([]error, 10)
-		for i := range payloads {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				d, err := s.Deduct(ctx, order("same", events.Line{GoodsID: 16, Num: 7}))
-				payloads[i], errs[i] = d.Payload, err
-			}()
+		g, s, _ := setup(t, 16, db.Options{}, 16, 100)
+		var (
+			mu       sync.Mutex
+			payloads = map[string]int{}
+		)
+		_, errs := race(10, func(int) (db.Decision, error) {
+			d, err := decide(ctx, s, order("same", line(16, 7)))
+			mu.Lock()
+			payloads[string(d.Payload)]++
+			mu.Unlock()
+			return d, err
+		})
+		if len(errs) > 0 {
+			t.Fatal(errs[0])
 		}
-		close(start)
-		wg.Wait()
-		for i := range payloads {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			if string(payloads[i]) != string(payloads[0]) {
-				t.Fatalf("payloads differ:\n%s\n%s", payloads[i], payloads[0])
-			}
+		if len(payloads) != 1 {
+			t.Fatalf("%d different payloads for one order: %v", len(payloads), payloads)
 		}
-		if got := testsvc.Stocks(t, g, 16); got != 93 {
-			t.Fatalf("stock = %d, want 93: one deduction only", got)
-		}
+		expectStock(t, g, map[int64]int64{16: 93})
 	})
+
+	t.Run("several OS processes on one goods end exact", func(t *testing.T) {
+		const (
+			stock      = 100
+			processes  = 3
+			goroutines = 8
+			perRoutine = 10
+		)
+		g, _, dsn := setup(t, 2, db.Options{}, 16, stock)
+		res := runChildren(t, childSpec{DSN: dsn, Params: params, Strategy: name, Goods: 16,
+			Processes: processes, Goroutines: goroutines, PerGoroutine: perRoutine})
+		if res.Errors > 0 {
+			t.Fatalf("%d orders failed in the children, first: %s", res.Errors, res.FirstError)
+		}
+		if total := processes * goroutines * perRoutine; res.Accepted != stock || res.Rejected != total-stock {
+			t.Fatalf("accepted %d, rejected %d of %d orders on stock %d", res.Accepted, res.Rejected, total, stock)
+		}
+		expectStock(t, g, map[int64]int64{16: 0})
+	})
+}
+
+// race releases n calls of fn together and counts the deductions and errors.
+func race(n int, fn func(i int) (db.Decision, error)) (accepted int, errs []error) {
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			d, err := fn(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if d.Status == db.StatusDeducted && !d.Replayed {
+				accepted++
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return accepted, errs
+}
+
+const childEnv = "STOCKFLOW_CONFORMANCE_CHILD"
+
+// childSpec is what the parent test hands each child process (as JSON).
+type childSpec struct {
+	DSN          string
+	Params       map[string]string
+	Strategy     string
+	RedisAddr    string
+	Goods        int64
+	Processes    int
+	Goroutines   int
+	PerGoroutine int
+	Index        int   // this child's number
+	StartAt      int64 // unix nanos: all children release their goroutines then
+}
+
+type childResult struct {
+	Accepted, Rejected, Errors int
+	FirstError                 string
+}
+
+// runChildren runs spec.Processes copies of this test binary as children that
+// deduct concurrently, released at the same instant, and sums their results.
+func runChildren(t *testing.T, spec childSpec) childResult {
+	t.Helper()
+	spec.RedisAddr = testsvc.RedisAddr()
+	spec.StartAt = time.Now().Add(2 * time.Second).UnixNano()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total childResult
+	)
+	for i := range spec.Processes {
+		spec.Index = i
+		b, _ := json.Marshal(spec)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := cmd.Output()
+			mu.Lock()
+			defer mu.Unlock()
+			var r childResult
+			if err != nil || json.Unmarshal(out, &r) != nil {
+				t.Errorf("child %d: %v\n%s", i, err, out)
+				return
+			}
+			total.Accepted += r.Accepted
+			total.Rejected += r.Rejected
+			total.Errors += r.Errors
+			if total.FirstError == "" {
+				total.FirstError = r.FirstError
+			}
+		}()
+	}
+	wg.Wait()
+	return total
+}
+
+// child is the body of a child process: it builds the strategy, waits for the
+// common start, deducts from its goroutines and prints a childResult.
+func child() int {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "child spec:", err)
+		return 2
+	}
+	os.Setenv("TEST_REDIS_ADDR", spec.RedisAddr)
+	t := &childT{}
+	g := testsvc.Open(t, spec.DSN, spec.Goroutines, spec.Params)
+	s := newStrategy(t, spec.Strategy, g, db.Options{})
+	defer t.cleanup()
+	time.Sleep(time.Until(time.Unix(0, spec.StartAt)))
+	var r childResult
+	ctx := context.Background()
+	accepted, errs := race(spec.Goroutines*spec.PerGoroutine, func(i int) (db.Decision, error) {
+		id := "P" + strconv.Itoa(spec.Index) + "-" + strconv.Itoa(i)
+		return decide(ctx, s, order(id, line(spec.Goods, 1)))
+	})
+	r.Accepted, r.Errors = accepted, len(errs)
+	r.Rejected = spec.Goroutines*spec.PerGoroutine - accepted - len(errs)
+	if len(errs) > 0 {
+		r.FirstError = errs[0].Error()
+	}
+	json.NewEncoder(os.Stdout).Encode(r)
+	return 0
+}
+
+// childT is the testing.TB a child process hands to the testsvc helpers: a
+// failure ends the process with the message on stderr.
+type childT struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (c *childT) Helper()           {}
+func (c *childT) Cleanup(f func())  { c.cleanups = append(c.cleanups, f) }
+func (c *childT) Fatal(args ...any) { fmt.Fprintln(os.Stderr, args...); os.Exit(3) }
+func (c *childT) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(3)
+}
+func (c *childT) Skip(args ...any) { c.Fatal(args...) }
+func (c *childT) cleanup() {
+	for i := len(c.cleanups) - 1; i >= 0; i-- {
+		c.cleanups[i]()
+	}
 }
 
 func TestLedgerReject(t *testing.T) {
@@ -357,5 +546,19 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	if err := g.Exec("UPDATE inventory SET stocks = -1 WHERE goods = 16").Error; err == nil {
 		t.Fatal("the schema accepted a negative stock")
+	}
+}
+
+func TestSessionsAreReadCommitted(t *testing.T) {
+	t.Parallel()
+	g := testsvc.Database(t, 1)
+	var level string
+	if err := g.Raw("SELECT @@tx_isolation").Scan(&level).Error; err != nil {
+		if err := g.Raw("SELECT @@transaction_isolation").Scan(&level).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if level != "READ-COMMITTED" {
+		t.Fatalf("session isolation = %q, want READ-COMMITTED", level)
 	}
 }

@@ -18,12 +18,22 @@ var ErrRetriesExhausted = errors.New("db: retries exhausted")
 // attempt is rolled back and retried.
 var ErrGuard = errors.New("db: stock guard matched no row")
 
+// ErrConflict reports an optimistic compare-and-set that lost: the row changed
+// since it was read. The attempt is rolled back and retried in a new transaction.
+var ErrConflict = errors.New("db: row changed since read")
+
+// ErrLock reports a lock that could not be taken (Redis unreachable, or held by
+// others for too long). It is transient: nothing was written.
+var ErrLock = errors.New("db: lock not acquired")
+
 // MySQL error numbers that roll an attempt back and retry it.
 const (
 	errDeadlock         = 1213 // whole transaction rolled back
 	errLockWaitTimeout  = 1205 // only the statement rolled back; we roll back the rest
 	errSnapshotConflict = 1020 // MariaDB innodb_snapshot_isolation: record changed
 	errDuplicateKey     = 1062 // a concurrent attempt recorded the same order first
+
+	errUnknownSystemVariable = 1193
 )
 
 // retryable reports whether an attempt that failed with err should be retried at
@@ -37,7 +47,7 @@ func retryable(err error) bool {
 		}
 		return false
 	}
-	return errors.Is(err, ErrGuard)
+	return errors.Is(err, ErrGuard) || errors.Is(err, ErrConflict)
 }
 
 // Transient reports whether err is worth retrying later (the database is down or
@@ -47,7 +57,7 @@ func Transient(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return false
-	case retryable(err), errors.Is(err, ErrRetriesExhausted), errors.Is(err, context.DeadlineExceeded),
+	case retryable(err), errors.Is(err, ErrRetriesExhausted), errors.Is(err, ErrLock), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
 		return true
 	}

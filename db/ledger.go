@@ -19,7 +19,7 @@ func NewLedger(g *gorm.DB, opts Options) *Ledger {
 // Reject records a rejection for orderID with the given reason and lines, or
 // returns the decision already recorded for it.
 func (l *Ledger) Reject(ctx context.Context, orderID, reason string, lines []events.Line) (Decision, error) {
-	return l.transact(ctx, "reject order "+orderID, func(tx *gorm.DB) (Decision, error) {
+	return transact(ctx, &l.base, "reject order "+orderID, func(tx *gorm.DB) (Decision, error) {
 		if d, ok, err := replay(tx, orderID); err != nil || ok {
 			return d, err
 		}

@@ -3,7 +3,9 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -25,7 +27,11 @@ type PoolOptions struct {
 // The DSN is normalised for stockflow: parseTime (timestamps), clientFoundRows
 // (RowsAffected counts matched rows, which the conditional UPDATEs rely on) and
 // interpolateParams (one round trip per statement, no server-side prepares) are
-// switched on. Errors never include the password.
+// switched on, and every session runs at READ COMMITTED. The strategies rely on
+// row locks and conditional writes, never on a snapshot, and READ COMMITTED
+// keeps a retried statement from re-reading a stale snapshot (and MariaDB's
+// innodb_snapshot_isolation from failing locking reads with 1020). Errors never
+// include the password.
 func Open(ctx context.Context, dsn string, pool PoolOptions) (*gorm.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -37,11 +43,6 @@ func Open(ctx context.Context, dsn string, pool PoolOptions) (*gorm.DB, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("db: %s: %w", RedactDSN(dsn), err)
-	}
-	sqlDB := sql.OpenDB(connector)
 	if pool.MaxOpen <= 0 {
 		pool.MaxOpen = 16
 	}
@@ -50,6 +51,34 @@ func Open(ctx context.Context, dsn string, pool PoolOptions) (*gorm.DB, error) {
 	}
 	if pool.MaxLifetime <= 0 {
 		pool.MaxLifetime = 5 * time.Minute
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// MySQL 8 and MariaDB 11.1+ name the session variable transaction_isolation;
+	// MariaDB 10.x knows only tx_isolation.
+	var sqlDB *sql.DB
+	for _, name := range []string{"transaction_isolation", "tx_isolation"} {
+		c := *cfg
+		c.Params = maps.Clone(cfg.Params)
+		if c.Params == nil {
+			c.Params = map[string]string{}
+		}
+		c.Params[name] = "'READ-COMMITTED'"
+		connector, err := mysql.NewConnector(&c)
+		if err != nil {
+			return nil, fmt.Errorf("db: %s: %w", RedactDSN(dsn), err)
+		}
+		sqlDB = sql.OpenDB(connector)
+		err = sqlDB.PingContext(pingCtx)
+		if err == nil {
+			break
+		}
+		sqlDB.Close()
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == errUnknownSystemVariable {
+			continue
+		}
+		return nil, fmt.Errorf("db: connect %s: %w", RedactDSN(dsn), err)
 	}
 	sqlDB.SetMaxOpenConns(pool.MaxOpen)
 	sqlDB.SetMaxIdleConns(pool.MaxIdle)
@@ -63,12 +92,6 @@ func Open(ctx context.Context, dsn string, pool PoolOptions) (*gorm.DB, error) {
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("db: open %s: %w", RedactDSN(dsn), err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := sqlDB.PingContext(pingCtx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("db: connect %s: %w", RedactDSN(dsn), err)
 	}
 	return g, nil
 }

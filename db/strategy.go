@@ -42,6 +42,26 @@ type Options struct {
 	TxTimeout time.Duration
 	// Now stamps occurred_at. Default time.Now.
 	Now func() time.Time
+	// Inject, when set, is called at named points inside every attempt's
+	// transaction ("locked": rows read or locked, nothing written yet;
+	// "written": the first stock row written, the ledger not yet). An error it
+	// returns fails the attempt as if the database had. For fault-injection
+	// tests; leave it nil in production.
+	Inject func(ctx context.Context, point string) error
+}
+
+// Injection points passed to Options.Inject.
+const (
+	PointLocked  = "locked"
+	PointWritten = "written"
+)
+
+// inject calls the fault-injection hook, if any.
+func (b *base) inject(ctx context.Context, point string) error {
+	if b.opts.Inject == nil {
+		return nil
+	}
+	return b.opts.Inject(ctx, point)
 }
 
 func (o Options) withDefaults() Options {
@@ -81,39 +101,42 @@ func (b *base) Name() string { return b.name }
 // transact runs fn in a transaction, retrying the retryable failures in a fresh
 // transaction with jittered exponential backoff. Each attempt has its own
 // deadline under ctx. fn must use only the tx it is given.
-func (b *base) transact(ctx context.Context, what string, fn func(tx *gorm.DB) (Decision, error)) (Decision, error) {
-	var last error
+func transact[T any](ctx context.Context, b *base, what string, fn func(tx *gorm.DB) (T, error)) (T, error) {
+	var (
+		zero T
+		last error
+	)
 	for attempt := 1; attempt <= b.opts.MaxAttempts; attempt++ {
-		d, err := b.attempt(ctx, fn)
+		v, err := attemptTx(ctx, b, fn)
 		if err == nil {
-			return d, nil
+			return v, nil
 		}
 		if ctx.Err() != nil {
-			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, ctx.Err())
+			return zero, fmt.Errorf("%s %s: %w", b.name, what, ctx.Err())
 		}
 		if !retryable(err) {
-			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, err)
+			return zero, fmt.Errorf("%s %s: %w", b.name, what, err)
 		}
 		last = err
 		if err := sleep(ctx, backoff(b.opts.BaseBackoff, b.opts.MaxBackoff, attempt)); err != nil {
-			return Decision{}, fmt.Errorf("%s %s: %w", b.name, what, err)
+			return zero, fmt.Errorf("%s %s: %w", b.name, what, err)
 		}
 	}
-	return Decision{}, fmt.Errorf("%s %s: %w after %d attempts: %w", b.name, what, ErrRetriesExhausted, b.opts.MaxAttempts, last)
+	return zero, fmt.Errorf("%s %s: %w after %d attempts: %w", b.name, what, ErrRetriesExhausted, b.opts.MaxAttempts, last)
 }
 
-func (b *base) attempt(ctx context.Context, fn func(tx *gorm.DB) (Decision, error)) (Decision, error) {
+func attemptTx[T any](ctx context.Context, b *base, fn func(tx *gorm.DB) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.TxTimeout)
 	defer cancel()
-	var d Decision
+	var v T
 	// gorm commits when the callback returns nil and rolls back otherwise
 	// (and on panic); a failed COMMIT is returned as the error.
 	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		d, err = fn(tx)
+		v, err = fn(tx)
 		return err
 	})
-	return d, err
+	return v, err
 }
 
 // backoff is the pause before the attempt after attempt n: full jitter over a
@@ -155,6 +178,18 @@ func replay(tx *gorm.DB, orderID string) (Decision, bool, error) {
 // attempt that recorded the same order first makes the insert fail with 1062,
 // which rolls this attempt back and retries it as a replay.
 func (b *base) record(tx *gorm.DB, orderID, status, reason string, lines []events.Line, available map[int64]int64) (Decision, error) {
+	row, d, err := b.outcome(orderID, status, reason, lines, available)
+	if err != nil {
+		return Decision{}, err
+	}
+	if err := tx.Create(&row).Error; err != nil {
+		return Decision{}, fmt.Errorf("write ledger: %w", err)
+	}
+	return d, nil
+}
+
+// outcome builds the outcome event of a decision and its ledger row.
+func (b *base) outcome(orderID, status, reason string, lines []events.Line, available map[int64]int64) (OrderOutcome, Decision, error) {
 	at := b.opts.Now()
 	var ev events.Outcome
 	if status == StatusDeducted {
@@ -164,17 +199,14 @@ func (b *base) record(tx *gorm.DB, orderID, status, reason string, lines []event
 	}
 	payload, err := ev.Encode()
 	if err != nil {
-		return Decision{}, err
+		return OrderOutcome{}, Decision{}, err
 	}
 	items, err := json.Marshal(lines)
 	if err != nil {
-		return Decision{}, fmt.Errorf("encode lines: %w", err)
+		return OrderOutcome{}, Decision{}, fmt.Errorf("encode lines: %w", err)
 	}
 	row := OrderOutcome{OrderID: orderID, Status: status, Reason: reason, Items: string(items), Payload: payload, Strategy: b.name, CreatedAt: at}
-	if err := tx.Create(&row).Error; err != nil {
-		return Decision{}, fmt.Errorf("write ledger: %w", err)
-	}
-	return Decision{OrderID: orderID, Status: status, Reason: reason, Payload: payload}, nil
+	return row, Decision{OrderID: orderID, Status: status, Reason: reason, Payload: payload}, nil
 }
 
 // lockOrder returns o's lines merged and sorted by ascending goods id. The
@@ -186,6 +218,42 @@ func lockOrder(o events.OrderPlaced) ([]events.Line, error) {
 		return nil, fmt.Errorf("order %q: lines %v are not a valid order", o.OrderID, o.Lines)
 	}
 	return lines, nil
+}
+
+// goodsRow is one locked or read inventory row.
+type goodsRow struct {
+	Goods   int64
+	Stocks  int64
+	Version int64
+}
+
+// readStock reads the rows of goods (ascending) in tx, with FOR UPDATE when
+// lock is set. InnoDB walks a primary-key IN list in ascending key order, so the
+// row locks are taken in ascending goods id. Missing goods are absent from the
+// returned maps.
+func readStock(tx *gorm.DB, goods []int64, lock bool) (stock, version map[int64]int64, err error) {
+	q := "SELECT goods, stocks, version FROM inventory WHERE goods IN ? ORDER BY goods"
+	if lock {
+		q += " FOR UPDATE"
+	}
+	var rows []goodsRow
+	if err := tx.Raw(q, goods).Scan(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("read goods %v: %w", goods, err)
+	}
+	stock = make(map[int64]int64, len(rows))
+	version = make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		stock[r.Goods], version[r.Goods] = r.Stocks, r.Version
+	}
+	return stock, version, nil
+}
+
+func goodsOf(lines []events.Line) []int64 {
+	ids := make([]int64, len(lines))
+	for i, l := range lines {
+		ids[i] = l.GoodsID
+	}
+	return ids
 }
 
 // verdict decides an order against the stock of its goods. stock holds the

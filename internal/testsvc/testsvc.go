@@ -150,3 +150,27 @@ func Stocks(t testing.TB, g *gorm.DB, goods int64) int64 {
 	}
 	return int64(rows[0].Stocks)
 }
+
+// Open returns a pool on dsn with extra DSN parameters (for example session
+// variables such as innodb_snapshot_isolation), closed when the test ends.
+func Open(t testing.TB, dsn string, maxOpen int, params map[string]string) *gorm.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range params {
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := db.Open(ctx, cfg.FormatDSN(), db.PoolOptions{MaxOpen: maxOpen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(g) })
+	return g
+}

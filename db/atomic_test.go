@@ -1,0 +1,8 @@
+package db_test
+
+import "testing"
+
+func TestAtomic(t *testing.T) {
+	t.Parallel()
+	conformance(t, "atomic")
+}
