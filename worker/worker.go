@@ -22,6 +22,13 @@ type Deductor interface {
 	Deduct(ctx context.Context, o events.OrderPlaced) (db.Decision, error)
 }
 
+// BatchDeductor decides many orders in one go, in the given order, returning one
+// decision per order (same index); on error nothing was decided. A Deductor
+// that also implements it is fed whole micro-batches.
+type BatchDeductor interface {
+	DeductBatch(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error)
+}
+
 // Rejecter records a rejection that needs no stock lock (an invalid order), or
 // returns the decision already recorded for the order.
 type Rejecter interface {
@@ -34,9 +41,10 @@ type Publisher interface {
 }
 
 var (
-	_ Deductor  = (*db.Pessimistic)(nil)
-	_ Rejecter  = (*db.Ledger)(nil)
-	_ Publisher = (*producer.Publisher)(nil)
+	_ Deductor      = (*db.Pessimistic)(nil)
+	_ BatchDeductor = (*db.Batch)(nil)
+	_ Rejecter      = (*db.Ledger)(nil)
+	_ Publisher     = (*producer.Publisher)(nil)
 )
 
 // Config configures a Worker. Brokers, GroupID and the topics are required.
@@ -54,6 +62,12 @@ type Config struct {
 	// DrainTimeout bounds how long the message in hand may still take after
 	// Run's ctx is cancelled. Default 10s.
 	DrainTimeout time.Duration
+	// BatchSize and BatchWait bound a micro-batch: after the first message the
+	// worker waits at most BatchWait for up to BatchSize messages, decides them,
+	// publishes their outcomes in one write and commits once. Defaults 256 and
+	// 5ms; BatchSize 1 handles messages one by one.
+	BatchSize int
+	BatchWait time.Duration
 	// Metrics, when set, counts what the worker does.
 	Metrics *Metrics
 }
@@ -82,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 5 * time.Millisecond
 	}
 	return c
 }
@@ -143,9 +163,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopDrain()
 
 	w.log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
-		zap.String("strategy", w.cfg.Strategy))
+		zap.String("strategy", w.cfg.Strategy), zap.Int("batch_size", w.cfg.BatchSize))
 	for {
-		m, err := r.FetchMessage(ctx)
+		batch, err := w.fetchBatch(ctx, r)
 		if err != nil {
 			if ctx.Err() != nil {
 				w.log.Info("worker stopping")
@@ -153,27 +173,51 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("worker: fetch from %s: %w", w.cfg.OrdersTopic, err)
 		}
-		if err := w.process(work, m); err != nil {
-			// Only cancellation ends process without success; the offset stays
-			// uncommitted and the order is redelivered to whoever owns it next.
-			w.log.Warn("message left uncommitted", msgFields(m, zap.Error(err))...)
+		if err := w.process(work, batch); err != nil {
+			// Only cancellation ends process without success; the offsets stay
+			// uncommitted and the orders are redelivered to whoever owns them next.
+			w.log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
 			return nil
 		}
-		if err := r.CommitMessages(work, m); err != nil {
+		if err := r.CommitMessages(work, batch...); err != nil {
 			if work.Err() != nil {
 				return nil
 			}
 			// A failed commit only means a redelivery, which the ledger absorbs.
-			w.log.Warn("commit offset", msgFields(m, zap.Error(err))...)
+			w.log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
 		}
 	}
 }
 
-// process handles m until it succeeds, retrying transient failures with capped
-// exponential backoff. It returns an error only when ctx ends first.
-func (w *Worker) process(ctx context.Context, m kafka.Message) error {
+// fetchBatch blocks for one message, then collects more for at most BatchWait,
+// up to BatchSize. A message not taken stays queued in the reader.
+func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{m}
+	if w.cfg.BatchSize == 1 {
+		return batch, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < w.cfg.BatchSize {
+		m, err := r.FetchMessage(wctx)
+		if err != nil {
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// process handles batch until it succeeds, retrying transient failures with
+// capped exponential backoff. A retry decides nothing twice: decided orders
+// replay from the ledger. It returns an error only when ctx ends first.
+func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	for attempt := 1; ; attempt++ {
-		err := w.handleOrderPlaced(ctx, m)
+		err := w.handleOrdersPlaced(ctx, batch)
 		if err == nil {
 			return nil
 		}
@@ -181,7 +225,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 			return ctx.Err()
 		}
 		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		w.log.Warn("order failed, will retry", msgFields(m, zap.Int("attempt", attempt),
+		w.log.Warn("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
 			zap.Duration("backoff", pause), zap.Bool("transient", db.Transient(err)), zap.Error(err))...)
 		t := time.NewTimer(pause)
 		select {
@@ -193,45 +237,92 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	}
 }
 
-// handleOrderPlaced answers one order-placed message: a dead letter, an
-// invalid_order rejection, or the strategy's decision, published with acks=all.
-func (w *Worker) handleOrderPlaced(ctx context.Context, m kafka.Message) error {
-	order, err := events.DecodeOrderPlaced(m.Value)
+// handleOrdersPlaced answers a batch of order-placed messages: each gets a dead
+// letter, an invalid_order rejection, or the strategy's decision. The answers
+// are published together, in offset order, with acks=all.
+func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) error {
+	out := make([]kafka.Message, len(batch))
+	decided := make([]*db.Decision, len(batch))
 	var (
-		invalid *events.InvalidError
-		d       db.Decision
+		orders []events.OrderPlaced
+		at     []int // batch index of each order
 	)
-	switch {
-	case errors.As(err, &invalid):
-		d, err = w.reject.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines)
-		if err != nil {
-			return fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
-		}
-		w.log.Info("invalid order", msgFields(m, zap.String("order_id", invalid.OrderID), zap.String("detail", invalid.Detail))...)
-	case err != nil:
-		if err := w.pub.Publish(ctx, producer.DeadLetter(w.cfg.DLQTopic, m, err)); err != nil {
-			return fmt.Errorf("dead-letter: %w", err)
-		}
-		w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", err))...)
-		w.cfg.Metrics.answered("dead_letter", false)
-		return nil
-	default:
-		d, err = w.deduct.Deduct(ctx, order)
-		if err != nil {
-			return fmt.Errorf("deduct order %q: %w", order.OrderID, err)
+	for i, m := range batch {
+		order, err := events.DecodeOrderPlaced(m.Value)
+		var invalid *events.InvalidError
+		switch {
+		case errors.As(err, &invalid):
+			d, err := w.reject.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines)
+			if err != nil {
+				return fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
+			}
+			w.log.Info("invalid order", msgFields(m, zap.String("order_id", invalid.OrderID), zap.String("detail", invalid.Detail))...)
+			decided[i] = &d
+		case err != nil:
+			w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", err))...)
+			out[i] = producer.DeadLetter(w.cfg.DLQTopic, m, err)
+		default:
+			orders, at = append(orders, order), append(at, i)
 		}
 	}
-	if err := w.pub.Publish(ctx, producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)); err != nil {
-		return fmt.Errorf("publish outcome of %q: %w", d.OrderID, err)
+	if len(orders) > 0 {
+		ds, err := w.deductAll(ctx, orders)
+		if err != nil {
+			return err
+		}
+		for j, d := range ds {
+			decided[at[j]] = &d
+		}
 	}
-	w.cfg.Metrics.answered(d.Status, d.Replayed)
-	w.log.Debug("order answered", msgFields(m, zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
-		zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
+	for i, d := range decided {
+		if d != nil {
+			out[i] = producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)
+		}
+	}
+	if err := w.pub.Publish(ctx, out...); err != nil {
+		return fmt.Errorf("publish %d answers: %w", len(out), err)
+	}
+	for i, d := range decided {
+		if d == nil {
+			w.cfg.Metrics.answered("dead_letter", false)
+			continue
+		}
+		w.cfg.Metrics.answered(d.Status, d.Replayed)
+		w.log.Debug("order answered", msgFields(batch[i], zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
+			zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
+	}
 	return nil
+}
+
+// deductAll decides orders in order: in one call when the strategy decides
+// batches, else one by one.
+func (w *Worker) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error) {
+	if b, ok := w.deduct.(BatchDeductor); ok {
+		ds, err := b.DeductBatch(ctx, orders)
+		if err != nil {
+			return nil, fmt.Errorf("deduct batch of %d orders: %w", len(orders), err)
+		}
+		return ds, nil
+	}
+	ds := make([]db.Decision, len(orders))
+	for i, o := range orders {
+		d, err := w.deduct.Deduct(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("deduct order %q: %w", o.OrderID, err)
+		}
+		ds[i] = d
+	}
+	return ds, nil
 }
 
 func msgFields(m kafka.Message, more ...zap.Field) []zap.Field {
 	return append([]zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset)}, more...)
+}
+
+func batchFields(batch []kafka.Message, more ...zap.Field) []zap.Field {
+	first := batch[0]
+	return append([]zap.Field{zap.String("topic", first.Topic), zap.Int("partition", first.Partition),
+		zap.Int64("offset", first.Offset), zap.Int("batch", len(batch))}, more...)
 }
 
 // retryPause is the capped exponential backoff with jitter for attempt n.

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"sync"
@@ -26,15 +27,16 @@ func TestMain(m *testing.M) {
 
 // rig is one test's worker on the real Kafka and MariaDB.
 type rig struct {
-	t      *testing.T
-	g      *gorm.DB
-	topics testsvc.Topics
-	pub    *producer.Publisher
+	t        *testing.T
+	g        *gorm.DB
+	topics   testsvc.Topics
+	pub      *producer.Publisher
+	strategy string
 }
 
 func newRig(t *testing.T) *rig {
 	t.Parallel()
-	r := &rig{t: t, g: testsvc.Database(t, 8), topics: testsvc.NewTopics(t, 3)}
+	r := &rig{t: t, g: testsvc.Database(t, 8), topics: testsvc.NewTopics(t, 3), strategy: "pessimistic"}
 	r.pub = producer.New(testsvc.KafkaBrokers(), producer.Options{})
 	t.Cleanup(func() { r.pub.Close() })
 	return r
@@ -43,15 +45,19 @@ func newRig(t *testing.T) *rig {
 // start runs a worker until the test ends and checks that it stops cleanly.
 func (r *rig) start() {
 	r.t.Helper()
+	strategy, err := db.NewStrategy(r.strategy, r.g, nil, db.Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	w, err := worker.New(worker.Config{
 		Brokers:     testsvc.KafkaBrokers(),
 		GroupID:     r.topics.Orders + ".group",
 		OrdersTopic: r.topics.Orders,
 		EventsTopic: r.topics.Events,
 		DLQTopic:    r.topics.DLQ,
-		Strategy:    "pessimistic",
+		Strategy:    r.strategy,
 		MinBackoff:  10 * time.Millisecond,
-	}, db.NewPessimistic(r.g, db.Options{}), db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
+	}, strategy, db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -236,5 +242,51 @@ func TestSeedScenario(t *testing.T) {
 	}
 	if s := testsvc.Stocks(t, r.g, 16); s != 0 {
 		t.Fatalf("final stock = %d, want 0", s)
+	}
+}
+
+// A backlog answered by the batch strategy in micro-batches: garbage, invalid
+// orders and repeated orders inside one batch are each answered, in offset
+// order per key, and the stock ends exact.
+func TestBatchStrategyAnswersAMixedBacklog(t *testing.T) {
+	r := newRig(t)
+	r.strategy = "batch"
+	testsvc.Stock(t, r.g, 16, 5)
+	// One key, so the whole backlog lands on one partition in this order.
+	r.send("k",
+		`{"order_id":"b1","items":[{"goods_id":16,"num":2}]}`,
+		`not an order`,
+		`{"order_id":"b2","items":[{"goods_id":16,"num":4}]}`,
+		`{"order_id":"b1","items":[{"goods_id":16,"num":2}]}`,
+		`{"order_id":"b3","items":[{"goods_id":16,"num":0}]}`,
+		`{"order_id":"b4","items":[{"goods_id":16,"num":3}]}`,
+		`{"order_id":"b5","items":[{"goods_id":404,"num":1}]}`,
+	)
+	r.start()
+	// Outcomes are keyed by order_id, so only one order's events keep their
+	// relative order; compare them as a set.
+	got := r.outcomes(6)
+	seen := map[string]int{}
+	b1 := map[string]bool{}
+	for _, m := range got {
+		o := outcome(t, m)
+		seen[o.OrderID+" "+o.Type+" "+o.Reason]++
+		if o.OrderID == "b1" {
+			b1[string(m.Value)] = true
+		}
+	}
+	want := map[string]int{"b1 stock-deducted ": 2, "b2 stock-rejected insufficient_stock": 1,
+		"b3 stock-rejected invalid_order": 1, "b4 stock-deducted ": 1, "b5 stock-rejected unknown_goods": 1}
+	if !maps.Equal(seen, want) {
+		t.Errorf("outcomes = %v, want %v", seen, want)
+	}
+	if len(b1) != 1 {
+		t.Errorf("the repeated order's outcomes differ: %v", b1)
+	}
+	if dead := testsvc.Collect(t, r.topics.DLQ, 1, 30*time.Second); len(dead) != 1 || string(dead[0].Value) != "not an order" {
+		t.Fatalf("dead letters = %v", dead)
+	}
+	if s := testsvc.Stocks(t, r.g, 16); s != 0 {
+		t.Fatalf("stock = %d, want 0", s)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stockflow/stockflow/db"
 )
 
 // config is stockworker's configuration: each setting is an environment
@@ -29,10 +32,9 @@ type config struct {
 	LogLevel       string
 	DBMaxOpen      int
 	ShutdownGrace  time.Duration
+	BatchSize      int
+	BatchWait      time.Duration
 }
-
-// strategies lists the LOCK_STRATEGY values this build supports.
-var strategies = []string{"pessimistic"}
 
 const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
 under a lock strategy, and publishes stock-deducted / stock-rejected events.
@@ -47,7 +49,8 @@ flag on the command line wins.
 Examples:
   stockworker                                   # localhost Kafka and MariaDB, pessimistic
   KAFKA_BROKERS=embedded stockworker            # in-process broker on 127.0.0.1:9092 (development)
-  stockworker -lock-strategy pessimistic -group-id stockflow-eu
+  stockworker -lock-strategy batch -batch-size 500       # hot goods: many orders per transaction
+  LOCK_STRATEGY=redis REDIS_ADDR=redis:6379 stockworker
   MYSQL_DSN='app:secret@tcp(db:3306)/stockflow?parseTime=true' stockworker migrate
 
 Flags:
@@ -101,7 +104,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "localhost:9092", "comma-separated Kafka brokers; 'embedded' starts an in-process broker on 127.0.0.1:9092 (development only)")
 	str(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true", "go-sql-driver DSN of the inventory database")
 	str(&c.RedisAddr, "redis-addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address, used by the redis strategy")
-	str(&c.Strategy, "lock-strategy", "LOCK_STRATEGY", "pessimistic", "lock strategy: "+strings.Join(strategies, ", "))
+	str(&c.Strategy, "lock-strategy", "LOCK_STRATEGY", "pessimistic", "lock strategy: "+strings.Join(db.StrategyNames(), ", "))
 	str(&c.GroupID, "group-id", "GROUP_ID", "stockflow", "Kafka consumer group")
 	str(&c.OrdersTopic, "orders-topic", "ORDERS_TOPIC", "orders.placed", "topic of order-placed events")
 	str(&c.CancelledTopic, "cancelled-topic", "CANCELLED_TOPIC", "orders.cancelled", "topic of order-cancelled events")
@@ -113,7 +116,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	boolean(&c.Migrate, "migrate", "MIGRATE", true, "apply database migrations at start")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	num(&c.DBMaxOpen, "db-max-open", "DB_MAX_OPEN", 16, "maximum open MySQL connections of this process")
-	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the order in hand may take to finish after SIGTERM")
+	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the orders in hand may take to finish after SIGTERM")
+	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 256, "most orders fetched, decided, published and committed together")
+	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 5*time.Millisecond, "longest wait for a micro-batch to fill after its first order")
 
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -133,12 +138,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 
 func (c config) validate() error {
 	var errs []error
-	known := false
-	for _, s := range strategies {
-		known = known || s == c.Strategy
+	if !slices.Contains(db.StrategyNames(), c.Strategy) {
+		errs = append(errs, fmt.Errorf("LOCK_STRATEGY %q is not one of: %s", c.Strategy, strings.Join(db.StrategyNames(), ", ")))
 	}
-	if !known {
-		errs = append(errs, fmt.Errorf("LOCK_STRATEGY %q is not one of: %s", c.Strategy, strings.Join(strategies, ", ")))
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("BATCH_SIZE must be at least 1, got %d", c.BatchSize))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("TOPIC_PARTITIONS must be at least 1, got %d", c.Partitions))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/producer"
 	"github.com/stockflow/stockflow/worker"
@@ -146,9 +147,18 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	pub := producer.New(brokers, producer.Options{})
 	defer pub.Close()
 
+	var rdb *redis.Client
+	if cfg.Strategy == "redis" {
+		rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second})
+		defer rdb.Close()
+	}
+	deductor, err := db.NewStrategy(cfg.Strategy, g, rdb, db.Options{})
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deductor := db.NewPessimistic(g, db.Options{})
 	w, err := worker.New(worker.Config{
 		Brokers:      brokers,
 		GroupID:      cfg.GroupID,
@@ -157,6 +167,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		DLQTopic:     cfg.DLQTopic,
 		Strategy:     deductor.Name(),
 		DrainTimeout: cfg.ShutdownGrace,
+		BatchSize:    cfg.BatchSize,
+		BatchWait:    cfg.BatchWait,
 		Metrics:      worker.NewMetrics(reg),
 	}, deductor, db.NewLedger(g, db.Options{}), pub, log)
 	if err != nil {
@@ -165,7 +177,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 
 	grp, gctx := errgroup.WithContext(ctx)
 	if cfg.HTTPAddr != "" {
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(g, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(g, rdb, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -197,7 +209,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	return err
 }
 
-func httpHandler(g *gorm.DB, brokers []string, reg *prometheus.Registry) http.Handler {
+func httpHandler(g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -213,6 +225,11 @@ func httpHandler(g *gorm.DB, brokers []string, reg *prometheus.Registry) http.Ha
 		}
 		if err := dialAny(ctx, brokers); err != nil {
 			problems = append(problems, "kafka: "+err.Error())
+		}
+		if rdb != nil {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				problems = append(problems, "redis: "+err.Error())
+			}
 		}
 		if len(problems) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)

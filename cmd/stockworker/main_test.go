@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/internal/testsvc"
 	"github.com/stockflow/stockflow/producer"
@@ -39,7 +40,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{`LOCK_STRATEGY "spinlock" is not one of: pessimistic`, `TOPIC_PARTITIONS="six" is not a number`, `MIGRATE="maybe"`} {
+	for _, want := range []string{`LOCK_STRATEGY "spinlock" is not one of: mutex, pessimistic, optimistic, redis, atomic, batch`, `TOPIC_PARTITIONS="six" is not a number`, `MIGRATE="maybe"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -60,20 +61,54 @@ func TestHelpShowsEveryVariable(t *testing.T) {
 	}
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildWorker builds stockworker (with -race) once per test run.
 func buildWorker(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "stockworker")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stockworker-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "stockworker")
+		if out, err := exec.Command("go", "build", "-race", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
 }
 
-// TestTwoProcessesSeedScenario is the seed scenario for real: goods 16 stocked
-// 10, 20 orders of 1 placed concurrently through Kafka, two stockworker
-// processes in one group. Then SIGTERM makes both exit 0 promptly.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+// TestTwoProcessesSeedScenario is the seed scenario for real, under every lock
+// strategy: goods 16 stocked 10, 20 orders of 1 placed concurrently through
+// Kafka, two stockworker processes in one group. Then SIGTERM makes both exit 0
+// promptly.
 func TestTwoProcessesSeedScenario(t *testing.T) {
+	for _, strategy := range db.StrategyNames() {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			seedScenario(t, strategy)
+		})
+	}
+}
+
+func seedScenario(t *testing.T, strategy string) {
 	dsn := testsvc.DatabaseDSN(t)
 	topics := testsvc.NewTopics(t, 6)
 	bin := buildWorker(t)
@@ -81,7 +116,8 @@ func TestTwoProcessesSeedScenario(t *testing.T) {
 	env := append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(testsvc.KafkaBrokers(), ","),
 		"MYSQL_DSN="+dsn,
-		"LOCK_STRATEGY=pessimistic",
+		"LOCK_STRATEGY="+strategy,
+		"REDIS_ADDR="+testsvc.RedisAddr(),
 		"GROUP_ID="+topics.Orders+".group",
 		"ORDERS_TOPIC="+topics.Orders,
 		"CANCELLED_TOPIC="+topics.Cancelled,
