@@ -224,6 +224,22 @@ func suite(t *testing.T, name string, params map[string]string) {
 		expectStock(t, g, map[int64]int64{16: 1000})
 	})
 
+	t.Run("an order cancelled before it arrives is rejected as cancelled", func(t *testing.T) {
+		g, s, _ := setup(t, 4, db.Options{}, 16, 10)
+		c, err := db.NewLedger(g, db.Options{}).Cancel(ctx, "early")
+		if err != nil || c.Result != db.CancelBeforeOrder {
+			t.Fatalf("cancel = %+v, %v", c, err)
+		}
+		d, err := s.Deduct(ctx, order("early", line(16, 1)))
+		if err != nil || d.Status != db.StatusRejected || d.Reason != events.ReasonCancelled || !d.Replayed {
+			t.Fatalf("decision = %+v, %v", d, err)
+		}
+		if string(d.Payload) != string(c.Event) {
+			t.Fatalf("the order's rejection differs from the one recorded at cancel time:\n%s\n%s", d.Payload, c.Event)
+		}
+		expectStock(t, g, map[int64]int64{16: 10})
+	})
+
 	t.Run("cancelled context writes nothing", func(t *testing.T) {
 		g, s, _ := setup(t, 4, db.Options{}, 16, 10)
 		cctx, cancel := context.WithCancel(ctx)

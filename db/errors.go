@@ -68,3 +68,28 @@ func Transient(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
 }
+
+// RetryCause names why an attempt was retried, for metrics: deadlock,
+// lock_wait_timeout, snapshot_conflict, duplicate, conflict, guard, or other.
+func RetryCause(err error) string {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case errDeadlock:
+			return "deadlock"
+		case errLockWaitTimeout:
+			return "lock_wait_timeout"
+		case errSnapshotConflict:
+			return "snapshot_conflict"
+		case errDuplicateKey:
+			return "duplicate"
+		}
+	}
+	switch {
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrGuard):
+		return "guard"
+	}
+	return "other"
+}

@@ -35,3 +35,26 @@ type OrderOutcome struct {
 
 // TableName names the ledger table.
 func (OrderOutcome) TableName() string { return "order_outcomes" }
+
+// Cancellation results recorded in order_cancellations.
+const (
+	// CancelReleased: the order had been deducted; its lines were given back.
+	CancelReleased = "released"
+	// CancelNothing: the order had been rejected; nothing to give back.
+	CancelNothing = "nothing"
+	// CancelBeforeOrder: the order had not arrived; it is recorded as rejected
+	// with reason cancelled, which its order-placed event will replay.
+	CancelBeforeOrder = "before_order"
+)
+
+// OrderCancellation records what cancelling an order did.
+type OrderCancellation struct {
+	OrderID   string `gorm:"primaryKey"`
+	Result    string
+	Items     string // JSON of the lines given back
+	Payload   []byte // the published event; empty when none
+	CreatedAt time.Time
+}
+
+// TableName names the cancellations table.
+func (OrderCancellation) TableName() string { return "order_cancellations" }

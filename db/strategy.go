@@ -48,6 +48,9 @@ type Options struct {
 	// returns fails the attempt as if the database had. For fault-injection
 	// tests; leave it nil in production.
 	Inject func(ctx context.Context, point string) error
+	// OnRetry, when set, is called with the error of every attempt that is
+	// retried (for metrics; see RetryCause).
+	OnRetry func(strategy string, err error)
 }
 
 // Injection points passed to Options.Inject.
@@ -118,6 +121,9 @@ func transact[T any](ctx context.Context, b *base, what string, fn func(tx *gorm
 			return zero, fmt.Errorf("%s %s: %w", b.name, what, err)
 		}
 		last = err
+		if b.opts.OnRetry != nil {
+			b.opts.OnRetry(b.name, err)
+		}
 		if err := sleep(ctx, backoff(b.opts.BaseBackoff, b.opts.MaxBackoff, attempt)); err != nil {
 			return zero, fmt.Errorf("%s %s: %w", b.name, what, err)
 		}

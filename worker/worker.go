@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -29,10 +30,11 @@ type BatchDeductor interface {
 	DeductBatch(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error)
 }
 
-// Rejecter records a rejection that needs no stock lock (an invalid order), or
-// returns the decision already recorded for the order.
-type Rejecter interface {
+// Ledger records what needs no stock lock strategy: rejections of invalid
+// orders, and cancellations. Both return the first result on redelivery.
+type Ledger interface {
 	Reject(ctx context.Context, orderID, reason string, lines []events.Line) (db.Decision, error)
+	Cancel(ctx context.Context, orderID string) (db.Cancellation, error)
 }
 
 // Publisher writes messages and returns once they are acknowledged (acks=all).
@@ -43,28 +45,32 @@ type Publisher interface {
 var (
 	_ Deductor      = (*db.Pessimistic)(nil)
 	_ BatchDeductor = (*db.Batch)(nil)
-	_ Rejecter      = (*db.Ledger)(nil)
+	_ Ledger        = (*db.Ledger)(nil)
 	_ Publisher     = (*producer.Publisher)(nil)
 )
 
-// Config configures a Worker. Brokers, GroupID and the topics are required.
+// Config configures a Worker. Brokers, GroupID, OrdersTopic, EventsTopic and
+// DLQTopic are required.
 type Config struct {
 	Brokers     []string
 	GroupID     string
 	OrdersTopic string
-	EventsTopic string
-	DLQTopic    string
-	// Strategy names the lock strategy in logs.
+	// CancelledTopic, when set, is consumed in the same group: each
+	// order-cancelled event gives back what its order deducted.
+	CancelledTopic string
+	EventsTopic    string
+	DLQTopic       string
+	// Strategy names the lock strategy in logs and metrics.
 	Strategy string
-	// MinBackoff and MaxBackoff bound the pause between retries of a message
-	// that failed transiently. Defaults 100ms and 10s.
+	// MinBackoff and MaxBackoff bound the pause between retries of a batch
+	// that failed. Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
-	// DrainTimeout bounds how long the message in hand may still take after
+	// DrainTimeout bounds how long the batch in hand may still take after
 	// Run's ctx is cancelled. Default 10s.
 	DrainTimeout time.Duration
 	// BatchSize and BatchWait bound a micro-batch: after the first message the
 	// worker waits at most BatchWait for up to BatchSize messages, decides them,
-	// publishes their outcomes in one write and commits once. Defaults 256 and
+	// publishes their answers in one write and commits once. Defaults 256 and
 	// 5ms; BatchSize 1 handles messages one by one.
 	BatchSize int
 	BatchWait time.Duration
@@ -81,8 +87,10 @@ func (c Config) Validate() error {
 		return errors.New("worker: GROUP_ID is empty")
 	case c.OrdersTopic == "" || c.EventsTopic == "" || c.DLQTopic == "":
 		return errors.New("worker: ORDERS_TOPIC, EVENTS_TOPIC and DLQ_TOPIC must all be set")
-	case c.OrdersTopic == c.EventsTopic || c.OrdersTopic == c.DLQTopic:
-		return fmt.Errorf("worker: ORDERS_TOPIC %q must differ from EVENTS_TOPIC and DLQ_TOPIC", c.OrdersTopic)
+	case c.OrdersTopic == c.EventsTopic || c.OrdersTopic == c.DLQTopic || c.OrdersTopic == c.CancelledTopic:
+		return fmt.Errorf("worker: ORDERS_TOPIC %q must differ from CANCELLED_TOPIC, EVENTS_TOPIC and DLQ_TOPIC", c.OrdersTopic)
+	case c.CancelledTopic != "" && (c.CancelledTopic == c.EventsTopic || c.CancelledTopic == c.DLQTopic):
+		return fmt.Errorf("worker: CANCELLED_TOPIC %q must differ from EVENTS_TOPIC and DLQ_TOPIC", c.CancelledTopic)
 	}
 	return nil
 }
@@ -106,35 +114,54 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Worker consumes orders and answers each one. Create it with New; Run it once.
+// Worker consumes orders and cancellations and answers each one. Create it with
+// New; Run it once.
 type Worker struct {
 	cfg    Config
 	deduct Deductor
-	reject Rejecter
+	ledger Ledger
 	pub    Publisher
 	log    *zap.Logger
+
+	mu      sync.Mutex
+	failure error // the failure being retried, nil while healthy
 }
 
 // New returns a Worker. It does not connect to anything until Run.
-func New(cfg Config, d Deductor, r Rejecter, pub Publisher, log *zap.Logger) (*Worker, error) {
+func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Worker{cfg: cfg.withDefaults(), deduct: d, reject: r, pub: pub, log: log}, nil
+	cfg = cfg.withDefaults()
+	return &Worker{cfg: cfg, deduct: d, ledger: l, pub: pub, log: log.With(zap.String("strategy", cfg.Strategy))}, nil
 }
 
-// Run joins the consumer group and processes orders until ctx is cancelled, then
-// finishes the message in hand (within DrainTimeout), commits it, leaves the
+// Ready returns nil while the worker is making progress, and the failure it is
+// retrying (a dependency down, retries exhausted) otherwise.
+func (w *Worker) Ready() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failure
+}
+
+func (w *Worker) setFailure(err error) {
+	w.mu.Lock()
+	w.failure = err
+	w.mu.Unlock()
+	w.cfg.Metrics.setReady(err == nil)
+}
+
+// Run joins the consumer group and processes messages until ctx is cancelled,
+// then finishes the batch in hand (within DrainTimeout), commits it, leaves the
 // group and returns nil. It returns an error only if the group reader fails for
 // good.
 func (w *Worker) Run(ctx context.Context) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
+	rc := kafka.ReaderConfig{
 		Brokers:     w.cfg.Brokers,
 		GroupID:     w.cfg.GroupID,
-		Topic:       w.cfg.OrdersTopic,
 		StartOffset: kafka.FirstOffset, // a new group must not skip earlier orders
 		// CommitInterval 0: CommitMessages is synchronous and returns its error.
 		CommitInterval: 0,
@@ -146,7 +173,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		RebalanceTimeout:  10 * time.Second,
 		HeartbeatInterval: time.Second,
 		ErrorLogger:       kafka.LoggerFunc(w.log.Sugar().Named("kafka").Warnf),
-	})
+	}
+	if w.cfg.CancelledTopic != "" {
+		rc.GroupTopics = []string{w.cfg.OrdersTopic, w.cfg.CancelledTopic}
+	} else {
+		rc.Topic = w.cfg.OrdersTopic
+	}
+	r := kafka.NewReader(rc)
 	// Closing the reader leaves the group at once, so partitions move to the
 	// other pods without waiting for the session timeout.
 	defer func() {
@@ -155,15 +188,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
-	// Work on a message in hand may outlive ctx by DrainTimeout, so a shutdown
-	// does not abandon an order halfway between decision and publication.
+	// Work on the batch in hand may outlive ctx by DrainTimeout, so a shutdown
+	// does not abandon orders between decision and publication.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(w.cfg.DrainTimeout, cancelWork) })
 	defer stopDrain()
 
+	w.setFailure(nil)
 	w.log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
-		zap.String("strategy", w.cfg.Strategy), zap.Int("batch_size", w.cfg.BatchSize))
+		zap.String("cancelled_topic", w.cfg.CancelledTopic), zap.Int("batch_size", w.cfg.BatchSize))
 	for {
 		batch, err := w.fetchBatch(ctx, r)
 		if err != nil {
@@ -171,11 +205,11 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.log.Info("worker stopping")
 				return nil
 			}
-			return fmt.Errorf("worker: fetch from %s: %w", w.cfg.OrdersTopic, err)
+			return fmt.Errorf("worker: fetch: %w", err)
 		}
 		if err := w.process(work, batch); err != nil {
 			// Only cancellation ends process without success; the offsets stay
-			// uncommitted and the orders are redelivered to whoever owns them next.
+			// uncommitted and the messages are redelivered to whoever owns them next.
 			w.log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
 			return nil
 		}
@@ -197,36 +231,54 @@ func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Messa
 		return nil, err
 	}
 	batch := []kafka.Message{m}
-	if w.cfg.BatchSize == 1 {
-		return batch, nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
-	defer cancel()
-	for len(batch) < w.cfg.BatchSize {
-		m, err := r.FetchMessage(wctx)
-		if err != nil {
-			break
+	if w.cfg.BatchSize > 1 {
+		wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
+		defer cancel()
+		for len(batch) < w.cfg.BatchSize {
+			m, err := r.FetchMessage(wctx)
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
 		}
-		batch = append(batch, m)
 	}
+	for _, m := range batch {
+		w.cfg.Metrics.fetched(m.Topic, m.Partition, m.Offset, m.HighWaterMark)
+	}
+	w.cfg.Metrics.batch(len(batch))
 	return batch, nil
 }
 
-// process handles batch until it succeeds, retrying transient failures with
-// capped exponential backoff. A retry decides nothing twice: decided orders
-// replay from the ledger. It returns an error only when ctx ends first.
+// process handles batch until it succeeds, retrying failures with capped
+// exponential backoff; while it retries the worker reports not ready. A retry
+// decides nothing twice: decided orders replay from the ledger. It returns an
+// error only when ctx ends first.
 func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	for attempt := 1; ; attempt++ {
-		err := w.handleOrdersPlaced(ctx, batch)
+		err := w.handle(ctx, batch)
 		if err == nil {
+			if attempt > 1 {
+				w.log.Info("batch succeeded after retries", batchFields(batch, zap.Int("attempt", attempt))...)
+			}
+			w.setFailure(nil)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		transient := db.Transient(err)
+		w.setFailure(err)
+		w.cfg.Metrics.retried(transient)
 		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		w.log.Warn("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
-			zap.Duration("backoff", pause), zap.Bool("transient", db.Transient(err)), zap.Error(err))...)
+		log := w.log.Warn
+		if !transient {
+			// Not a known transient failure: a defect or an unexpected database
+			// state. It is still retried (dropping the batch would lose orders),
+			// but loudly.
+			log = w.log.Error
+		}
+		log("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
+			zap.Duration("backoff", pause), zap.Bool("transient", transient), zap.Error(err))...)
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -237,12 +289,51 @@ func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	}
 }
 
-// handleOrdersPlaced answers a batch of order-placed messages: each gets a dead
-// letter, an invalid_order rejection, or the strategy's decision. The answers
-// are published together, in offset order, with acks=all.
-func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) error {
+// handle answers a batch: runs of order-placed messages are decided together,
+// cancellations one by one, in the order they arrived. The answers are
+// published together, in that order, with acks=all.
+func (w *Worker) handle(ctx context.Context, batch []kafka.Message) error {
+	var out []kafka.Message
+	var done []func() // metrics and logs, once the answers are published
+	for start := 0; start < len(batch); {
+		end := start + 1
+		for end < len(batch) && batch[end].Topic == batch[start].Topic {
+			end++
+		}
+		run := batch[start:end]
+		var (
+			msgs []kafka.Message
+			fin  []func()
+			err  error
+		)
+		if run[0].Topic == w.cfg.OrdersTopic {
+			msgs, fin, err = w.handleOrdersPlaced(ctx, run)
+		} else {
+			msgs, fin, err = w.handleOrdersCancelled(ctx, run)
+		}
+		if err != nil {
+			return err
+		}
+		out, done = append(out, msgs...), append(done, fin...)
+		start = end
+	}
+	if len(out) > 0 {
+		if err := w.pub.Publish(ctx, out...); err != nil {
+			return fmt.Errorf("publish %d answers: %w", len(out), err)
+		}
+	}
+	for _, f := range done {
+		f()
+	}
+	return nil
+}
+
+// handleOrdersPlaced answers order-placed messages: each gets a dead letter, an
+// invalid_order rejection, or the strategy's decision.
+func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) ([]kafka.Message, []func(), error) {
 	out := make([]kafka.Message, len(batch))
 	decided := make([]*db.Decision, len(batch))
+	undecodable := make([]error, len(batch))
 	var (
 		orders []events.OrderPlaced
 		at     []int // batch index of each order
@@ -252,15 +343,14 @@ func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) 
 		var invalid *events.InvalidError
 		switch {
 		case errors.As(err, &invalid):
-			d, err := w.reject.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines)
+			d, err := w.ledger.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines)
 			if err != nil {
-				return fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
+				return nil, nil, fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
 			}
 			w.log.Info("invalid order", msgFields(m, zap.String("order_id", invalid.OrderID), zap.String("detail", invalid.Detail))...)
 			decided[i] = &d
 		case err != nil:
-			w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", err))...)
-			out[i] = producer.DeadLetter(w.cfg.DLQTopic, m, err)
+			out[i], undecodable[i] = producer.DeadLetter(w.cfg.DLQTopic, m, err), err
 		default:
 			orders, at = append(orders, order), append(at, i)
 		}
@@ -268,48 +358,85 @@ func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) 
 	if len(orders) > 0 {
 		ds, err := w.deductAll(ctx, orders)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		for j, d := range ds {
 			decided[at[j]] = &d
 		}
 	}
+	done := make([]func(), len(batch))
 	for i, d := range decided {
-		if d != nil {
-			out[i] = producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)
-		}
-	}
-	if err := w.pub.Publish(ctx, out...); err != nil {
-		return fmt.Errorf("publish %d answers: %w", len(out), err)
-	}
-	for i, d := range decided {
+		m := batch[i]
 		if d == nil {
-			w.cfg.Metrics.answered("dead_letter", false)
+			cause := undecodable[i]
+			done[i] = func() {
+				w.cfg.Metrics.deadLetter(m.Topic)
+				w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", cause))...)
+			}
 			continue
 		}
-		w.cfg.Metrics.answered(d.Status, d.Replayed)
-		w.log.Debug("order answered", msgFields(batch[i], zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
-			zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
+		out[i] = producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)
+		done[i] = func() {
+			w.cfg.Metrics.answered(d.Status, d.Replayed)
+			w.log.Debug("order answered", msgFields(m, zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
+				zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
+		}
 	}
-	return nil
+	return out, done, nil
+}
+
+// handleOrdersCancelled gives back what each cancelled order deducted, once.
+func (w *Worker) handleOrdersCancelled(ctx context.Context, batch []kafka.Message) ([]kafka.Message, []func(), error) {
+	var (
+		out  []kafka.Message
+		done []func()
+	)
+	for _, m := range batch {
+		c, err := events.DecodeOrderCancelled(m.Value)
+		if err != nil {
+			out = append(out, producer.DeadLetter(w.cfg.DLQTopic, m, err))
+			done = append(done, func() {
+				w.cfg.Metrics.deadLetter(m.Topic)
+				w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", err))...)
+			})
+			continue
+		}
+		res, err := w.ledger.Cancel(ctx, c.OrderID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cancel order %q: %w", c.OrderID, err)
+		}
+		if res.Event != nil {
+			out = append(out, producer.Outcome(w.cfg.EventsTopic, res.OrderID, res.EventType, res.Event))
+		}
+		done = append(done, func() {
+			w.cfg.Metrics.cancelled(res.Result, res.Replayed)
+			w.log.Info("order cancelled", msgFields(m, zap.String("order_id", res.OrderID), zap.String("result", res.Result),
+				zap.Bool("replayed", res.Replayed))...)
+		})
+	}
+	return out, done, nil
 }
 
 // deductAll decides orders in order: in one call when the strategy decides
 // batches, else one by one.
 func (w *Worker) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error) {
 	if b, ok := w.deduct.(BatchDeductor); ok {
+		start := time.Now()
 		ds, err := b.DeductBatch(ctx, orders)
 		if err != nil {
 			return nil, fmt.Errorf("deduct batch of %d orders: %w", len(orders), err)
 		}
+		w.cfg.Metrics.deducted(w.cfg.Strategy, time.Since(start))
 		return ds, nil
 	}
 	ds := make([]db.Decision, len(orders))
 	for i, o := range orders {
+		start := time.Now()
 		d, err := w.deduct.Deduct(ctx, o)
 		if err != nil {
 			return nil, fmt.Errorf("deduct order %q: %w", o.OrderID, err)
 		}
+		w.cfg.Metrics.deducted(w.cfg.Strategy, time.Since(start))
 		ds[i] = d
 	}
 	return ds, nil

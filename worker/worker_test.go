@@ -16,6 +16,7 @@ import (
 	"github.com/stockflow/stockflow/internal/testsvc"
 	"github.com/stockflow/stockflow/producer"
 	"github.com/stockflow/stockflow/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 	"gorm.io/gorm"
@@ -32,6 +33,9 @@ type rig struct {
 	topics   testsvc.Topics
 	pub      *producer.Publisher
 	strategy string
+	metrics  *worker.Metrics
+	reg      *prometheus.Registry
+	w        *worker.Worker
 }
 
 func newRig(t *testing.T) *rig {
@@ -49,18 +53,25 @@ func (r *rig) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	if r.reg == nil {
+		r.reg = prometheus.NewRegistry()
+		r.metrics = worker.NewMetrics(r.reg)
+	}
 	w, err := worker.New(worker.Config{
-		Brokers:     testsvc.KafkaBrokers(),
-		GroupID:     r.topics.Orders + ".group",
-		OrdersTopic: r.topics.Orders,
-		EventsTopic: r.topics.Events,
-		DLQTopic:    r.topics.DLQ,
-		Strategy:    r.strategy,
-		MinBackoff:  10 * time.Millisecond,
+		Brokers:        testsvc.KafkaBrokers(),
+		GroupID:        r.topics.Orders + ".group",
+		OrdersTopic:    r.topics.Orders,
+		CancelledTopic: r.topics.Cancelled,
+		EventsTopic:    r.topics.Events,
+		DLQTopic:       r.topics.DLQ,
+		Strategy:       r.strategy,
+		MinBackoff:     10 * time.Millisecond,
+		Metrics:        r.metrics,
 	}, strategy, db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.w = w
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -80,9 +91,15 @@ func (r *rig) start() {
 // send publishes raw order-placed values keyed by key.
 func (r *rig) send(key string, values ...string) {
 	r.t.Helper()
+	r.sendTo(r.topics.Orders, key, values...)
+}
+
+// sendTo publishes raw values keyed by key to topic.
+func (r *rig) sendTo(topic, key string, values ...string) {
+	r.t.Helper()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {
-		msgs[i] = kafka.Message{Topic: r.topics.Orders, Key: []byte(key), Value: []byte(v)}
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte(key), Value: []byte(v)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -289,4 +306,108 @@ func TestBatchStrategyAnswersAMixedBacklog(t *testing.T) {
 	if s := testsvc.Stocks(t, r.g, 16); s != 0 {
 		t.Fatalf("stock = %d, want 0", s)
 	}
+}
+
+func TestCancellations(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10)
+	r.start()
+	r.send("A", `{"order_id":"A","items":[{"goods_id":16,"num":4}]}`)
+	r.send("R", `{"order_id":"R","items":[{"goods_id":16,"num":99}]}`)
+	if got := r.outcomes(2); len(got) != 2 {
+		t.Fatal("orders not answered")
+	}
+	// Cancel the deducted order twice, the rejected one once, and one that has
+	// not arrived yet; then that order arrives.
+	r.sendTo(r.topics.Cancelled, "A", `{"order_id":"A"}`, `{"order_id":"A"}`)
+	r.sendTo(r.topics.Cancelled, "R", `{"order_id":"R"}`)
+	r.sendTo(r.topics.Cancelled, "E", `{"order_id":"E"}`)
+	r.sendTo(r.topics.Cancelled, "x", `not a cancel`)
+	r.send("E", `{"order_id":"E","items":[{"goods_id":16,"num":1}]}`)
+
+	// A: deducted, released ×2 (the replay re-publishes); R: rejected only;
+	// E: rejected/cancelled at cancel time and again when the order arrives.
+	got := r.outcomes(2 + 2 + 2)
+	count := map[string]int{}
+	payloads := map[string]map[string]bool{}
+	for _, m := range got {
+		o := outcome(t, m)
+		k := o.OrderID + " " + o.Type + " " + o.Reason
+		count[k]++
+		if payloads[k] == nil {
+			payloads[k] = map[string]bool{}
+		}
+		payloads[k][string(m.Value)] = true
+	}
+	want := map[string]int{"A stock-deducted ": 1, "R stock-rejected insufficient_stock": 1,
+		"A stock-released ": 2, "E stock-rejected cancelled": 2}
+	if !maps.Equal(count, want) {
+		t.Fatalf("outcomes = %v, want %v", count, want)
+	}
+	for k, p := range payloads {
+		if len(p) != 1 {
+			t.Errorf("%s published with %d different payloads", k, len(p))
+		}
+	}
+	if s := testsvc.Stocks(t, r.g, 16); s != 10 {
+		t.Fatalf("stock = %d, want 10: A's 4 given back once, E never deducted", s)
+	}
+	if dead := testsvc.Collect(t, r.topics.DLQ, 1, 30*time.Second); len(dead) != 1 ||
+		header(dead[0], producer.HeaderSourceTopic) != r.topics.Cancelled {
+		t.Fatalf("dead letters = %v", dead)
+	}
+	// The counters moved with what happened.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"stockflow_cancellations_total", map[string]string{"result": "released", "replayed": "false"}, 1},
+		{"stockflow_cancellations_total", map[string]string{"result": "released", "replayed": "true"}, 1},
+		{"stockflow_cancellations_total", map[string]string{"result": "nothing", "replayed": "false"}, 1},
+		{"stockflow_cancellations_total", map[string]string{"result": "before_order", "replayed": "false"}, 1},
+		{"stockflow_orders_total", map[string]string{"outcome": "deducted", "replayed": "false"}, 1},
+		{"stockflow_orders_total", map[string]string{"outcome": "rejected", "replayed": "true"}, 1},
+		{"stockflow_dead_letters_total", map[string]string{"topic": r.topics.Cancelled}, 1},
+		{"stockflow_ready", nil, 1},
+	} {
+		if got := metricValue(t, r.reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := metricValue(t, r.reg, "stockflow_batch_size", nil); n < 1 {
+		t.Errorf("stockflow_batch_size observed %v batches", n)
+	}
+}
+
+// metricValue is the value of the series name{labels} in reg: a counter's or
+// gauge's value, a histogram's sample count; 0 when absent.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
 }

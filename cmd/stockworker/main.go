@@ -152,32 +152,35 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second})
 		defer rdb.Close()
 	}
-	deductor, err := db.NewStrategy(cfg.Strategy, g, rdb, db.Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+	dbOpts := db.Options{OnRetry: metrics.DBRetry}
+	deductor, err := db.NewStrategy(cfg.Strategy, g, rdb, dbOpts)
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w, err := worker.New(worker.Config{
-		Brokers:      brokers,
-		GroupID:      cfg.GroupID,
-		OrdersTopic:  cfg.OrdersTopic,
-		EventsTopic:  cfg.EventsTopic,
-		DLQTopic:     cfg.DLQTopic,
-		Strategy:     deductor.Name(),
-		DrainTimeout: cfg.ShutdownGrace,
-		BatchSize:    cfg.BatchSize,
-		BatchWait:    cfg.BatchWait,
-		Metrics:      worker.NewMetrics(reg),
-	}, deductor, db.NewLedger(g, db.Options{}), pub, log)
+		Brokers:        brokers,
+		GroupID:        cfg.GroupID,
+		OrdersTopic:    cfg.OrdersTopic,
+		CancelledTopic: cfg.CancelledTopic,
+		EventsTopic:    cfg.EventsTopic,
+		DLQTopic:       cfg.DLQTopic,
+		Strategy:       deductor.Name(),
+		DrainTimeout:   cfg.ShutdownGrace,
+		BatchSize:      cfg.BatchSize,
+		BatchWait:      cfg.BatchWait,
+		Metrics:        metrics,
+	}, deductor, db.NewLedger(g, dbOpts), pub, log)
 	if err != nil {
 		return err
 	}
 
 	grp, gctx := errgroup.WithContext(ctx)
 	if cfg.HTTPAddr != "" {
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(g, rdb, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(w, g, rdb, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -209,12 +212,15 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	return err
 }
 
-func httpHandler(g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheus.Registry) http.Handler {
+// httpHandler serves /healthz (the process is alive), /readyz (MySQL, Kafka and,
+// for the redis strategy, Redis answer, and the worker is not stuck retrying a
+// failure) and /metrics.
+func httpHandler(w *worker.Worker, g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var problems []string
@@ -231,14 +237,17 @@ func httpHandler(g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheu
 				problems = append(problems, "redis: "+err.Error())
 			}
 		}
+		if err := w.Ready(); err != nil {
+			problems = append(problems, "worker: retrying: "+err.Error())
+		}
 		if len(problems) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			rw.WriteHeader(http.StatusServiceUnavailable)
 			for _, p := range problems {
-				fmt.Fprintln(w, p)
+				fmt.Fprintln(rw, p)
 			}
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(rw, "ready")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
