@@ -7,7 +7,7 @@ BIN   ?= bin
 KAFKA_BROKERS ?= embedded
 LOCK_STRATEGY ?= pessimistic
 
-.PHONY: help build run services services-down test test-unit fuzz vet clean
+.PHONY: help build run services services-down test test-chaos test-unit fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,10 +30,17 @@ run: build ## start MariaDB and Redis, then the worker (embedded Kafka broker by
 	@scripts/run-hint.sh
 	KAFKA_BROKERS=$(KAFKA_BROKERS) LOCK_STRATEGY=$(LOCK_STRATEGY) $(BIN)/stockworker
 
-test: ## start every service and run all tests with -race against them
+test: ## start every service and run all tests with -race against them, then the chaos tests
 	scripts/services.sh up
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	@# The chaos tests restart MariaDB and Redis, so they run alone, after the rest.
+	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 ./cmd/stockworker
+	scripts/services.sh up
+
+test-chaos: ## only the chaos tests (they restart MariaDB and Redis)
+	scripts/services.sh up
+	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 -v ./cmd/stockworker
 
 test-unit: ## tests that need no service (the others skip unless CI=true)
 	$(GO) test -race -count=1 ./events/...

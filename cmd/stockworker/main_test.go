@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -111,37 +110,8 @@ func TestTwoProcessesSeedScenario(t *testing.T) {
 func seedScenario(t *testing.T, strategy string) {
 	dsn := testsvc.DatabaseDSN(t)
 	topics := testsvc.NewTopics(t, 6)
-	bin := buildWorker(t)
-
-	env := append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(testsvc.KafkaBrokers(), ","),
-		"MYSQL_DSN="+dsn,
-		"LOCK_STRATEGY="+strategy,
-		"REDIS_ADDR="+testsvc.RedisAddr(),
-		"GROUP_ID="+topics.Orders+".group",
-		"ORDERS_TOPIC="+topics.Orders,
-		"CANCELLED_TOPIC="+topics.Cancelled,
-		"EVENTS_TOPIC="+topics.Events,
-		"DLQ_TOPIC="+topics.DLQ,
-		"HTTP_ADDR=127.0.0.1:0",
-		"LOG_LEVEL=info",
-	)
-	var procs []*exec.Cmd
-	var logs []*bytes.Buffer
-	for range 2 {
-		var buf bytes.Buffer
-		cmd := exec.Command(bin)
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, &buf, &buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs, logs = append(procs, cmd), append(logs, &buf)
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.Process.Kill()
-		}
-	})
+	env := workerEnv(dsn, topics, strategy)
+	workers := []*workerProc{startWorker(t, "worker 1", env), startWorker(t, "worker 2", env)}
 
 	pool := openDSN(t, dsn)
 	testsvc.Stock(t, pool, 16, 10)
@@ -173,26 +143,32 @@ func seedScenario(t *testing.T, strategy string) {
 		count[o.Type+"/"+o.Reason]++
 	}
 	if len(got) != 20 || count["stock-deducted/"] != 10 || count["stock-rejected/insufficient_stock"] != 10 {
-		t.Fatalf("outcomes = %v (of %d), want 10 deducted and 10 rejected\nworker 1:\n%s\nworker 2:\n%s", count, len(got), logs[0], logs[1])
+		t.Fatalf("outcomes = %v (of %d), want 10 deducted and 10 rejected\nworker 1:\n%s\nworker 2:\n%s",
+			count, len(got), workers[0].logs, workers[1].logs)
 	}
 	if s := testsvc.Stocks(t, pool, 16); s != 0 {
 		t.Fatalf("final stock = %d, want 0", s)
 	}
-
-	// SIGTERM: each process leaves the group and exits 0 within the bound.
-	for i, p := range procs {
-		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
+	// /metrics of the two workers together count the 20 answers.
+	answered := 0
+	for _, w := range workers {
+		code, body := w.get("/metrics")
+		if code != 200 {
+			t.Fatalf("%s /metrics: %d %s", w.name, code, body)
 		}
-		done := make(chan error, 1)
-		go func() { done <- p.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("worker %d exited with %v\n%s", i+1, err, logs[i])
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "stockflow_orders_total{") {
+				var n int
+				fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &n)
+				answered += n
 			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("worker %d did not exit within 30s of SIGTERM\n%s", i+1, logs[i])
 		}
+	}
+	if answered != 20 {
+		t.Fatalf("stockflow_orders_total summed over both workers = %d, want 20", answered)
+	}
+	// SIGTERM: each process leaves the group and exits 0 within the bound.
+	for _, w := range workers {
+		w.stopClean()
 	}
 }

@@ -34,6 +34,13 @@ func NewTopics(t testing.TB, partitions int) Topics {
 // and returns what it read. It reads every partition without a consumer group.
 func Collect(t testing.TB, topic string, n int, timeout time.Duration) []kafka.Message {
 	t.Helper()
+	return CollectUntil(t, topic, timeout, func(got []kafka.Message) bool { return len(got) >= n })
+}
+
+// CollectUntil reads topic from its start until done says the messages read so
+// far are enough, or timeout passes, and returns what it read.
+func CollectUntil(t testing.TB, topic string, timeout time.Duration, done func([]kafka.Message) bool) []kafka.Message {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	transport := &kafka.Transport{}
@@ -44,7 +51,7 @@ func Collect(t testing.TB, topic string, n int, timeout time.Duration) []kafka.M
 		t.Fatalf("metadata of %s: %v", topic, err)
 	}
 	out := make(chan kafka.Message)
-	done := make(chan struct{})
+	stop := make(chan struct{})
 	readers := make([]*kafka.Reader, 0, len(md.Topics[0].Partitions))
 	for _, p := range md.Topics[0].Partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: KafkaBrokers(), Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
@@ -57,21 +64,21 @@ func Collect(t testing.TB, topic string, n int, timeout time.Duration) []kafka.M
 				}
 				select {
 				case out <- m:
-				case <-done:
+				case <-stop:
 					return
 				}
 			}
 		}()
 	}
 	defer func() {
-		close(done)
+		close(stop)
 		cancel()
 		for _, r := range readers {
 			r.Close()
 		}
 	}()
 	var got []kafka.Message
-	for len(got) < n {
+	for !done(got) {
 		select {
 		case m := <-out:
 			got = append(got, m)
