@@ -213,7 +213,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
 			return nil
 		}
-		if err := r.CommitMessages(work, batch...); err != nil {
+		if err := w.commit(work, r, batch); err != nil {
 			if work.Err() != nil {
 				return nil
 			}
@@ -221,6 +221,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
 		}
 	}
+}
+
+// commit commits the batch's offsets, bounded in time.
+func (w *Worker) commit(ctx context.Context, r *kafka.Reader, batch []kafka.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return r.CommitMessages(ctx, batch...)
 }
 
 // fetchBatch blocks for one message, then collects more for at most BatchWait,

@@ -172,3 +172,26 @@ func seedScenario(t *testing.T, strategy string) {
 		w.stopClean()
 	}
 }
+
+// A DSN password never reaches the logs, even when the connection fails.
+func TestPasswordNeverLogged(t *testing.T) {
+	t.Parallel()
+	bin := buildWorker(t)
+	for _, dsn := range []string{
+		"stockflow:s3cr3t-pw@tcp(127.0.0.1:1)/stockflow?parseTime=true",                 // nothing listens
+		"nobody:s3cr3t-pw@tcp(" + testsvc.Env("TEST_MYSQL_ADDR", "127.0.0.1:3306") + ")/x", // access denied, if the server is up
+	} {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "MYSQL_DSN="+dsn, "KAFKA_BROKERS=127.0.0.1:1", "HTTP_ADDR=")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("worker started with an unusable database:\n%s", out)
+		}
+		if strings.Contains(string(out), "s3cr3t-pw") {
+			t.Fatalf("the password is in the output:\n%s", out)
+		}
+		if !strings.Contains(string(out), "xxxxx") {
+			t.Errorf("the error does not name the (redacted) DSN:\n%s", out)
+		}
+	}
+}
