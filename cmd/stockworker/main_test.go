@@ -178,7 +178,7 @@ func TestPasswordNeverLogged(t *testing.T) {
 	t.Parallel()
 	bin := buildWorker(t)
 	for _, dsn := range []string{
-		"stockflow:s3cr3t-pw@tcp(127.0.0.1:1)/stockflow?parseTime=true",                 // nothing listens
+		"stockflow:s3cr3t-pw@tcp(127.0.0.1:1)/stockflow?parseTime=true",                    // nothing listens
 		"nobody:s3cr3t-pw@tcp(" + testsvc.Env("TEST_MYSQL_ADDR", "127.0.0.1:3306") + ")/x", // access denied, if the server is up
 	} {
 		cmd := exec.Command(bin)
