@@ -13,6 +13,7 @@ import (
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/producer"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Deductor decides one order under a lock strategy: it deducts every line or
@@ -74,6 +75,10 @@ type Config struct {
 	// 5ms; BatchSize 1 handles messages one by one.
 	BatchSize int
 	BatchWait time.Duration
+	// Consumers is the number of group members this worker runs, each with its
+	// own reader and loop, so one process works on several partitions at once.
+	// Default 1.
+	Consumers int
 	// Metrics, when set, counts what the worker does.
 	Metrics *Metrics
 }
@@ -111,6 +116,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchWait <= 0 {
 		c.BatchWait = 5 * time.Millisecond
 	}
+	if c.Consumers <= 0 {
+		c.Consumers = 1
+	}
 	return c
 }
 
@@ -123,8 +131,8 @@ type Worker struct {
 	pub    Publisher
 	log    *zap.Logger
 
-	mu      sync.Mutex
-	failure error // the failure being retried, nil while healthy
+	mu       sync.Mutex
+	failures []error // per consumer: the failure being retried, nil while healthy
 }
 
 // New returns a Worker. It does not connect to anything until Run.
@@ -136,7 +144,8 @@ func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Wor
 		log = zap.NewNop()
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, deduct: d, ledger: l, pub: pub, log: log.With(zap.String("strategy", cfg.Strategy))}, nil
+	return &Worker{cfg: cfg, deduct: d, ledger: l, pub: pub, log: log.With(zap.String("strategy", cfg.Strategy)),
+		failures: make([]error, cfg.Consumers)}, nil
 }
 
 // Ready returns nil while the worker is making progress, and the failure it is
@@ -144,21 +153,32 @@ func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Wor
 func (w *Worker) Ready() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.failure
+	return errors.Join(w.failures...)
 }
 
-func (w *Worker) setFailure(err error) {
+func (w *Worker) setFailure(consumer int, err error) {
 	w.mu.Lock()
-	w.failure = err
+	w.failures[consumer] = err
+	ready := errors.Join(w.failures...) == nil
 	w.mu.Unlock()
-	w.cfg.Metrics.setReady(err == nil)
+	w.cfg.Metrics.setReady(ready)
 }
 
-// Run joins the consumer group and processes messages until ctx is cancelled,
-// then finishes the batch in hand (within DrainTimeout), commits it, leaves the
-// group and returns nil. It returns an error only if the group reader fails for
-// good.
+// Run joins the consumer group (Consumers members) and processes messages until
+// ctx is cancelled, then finishes the batches in hand (within DrainTimeout),
+// commits them, leaves the group and returns nil. It returns an error only if a
+// group reader fails for good; the other members then stop too.
 func (w *Worker) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range w.cfg.Consumers {
+		g.Go(func() error { return w.consume(gctx, i) })
+	}
+	return g.Wait()
+}
+
+// consume is one group member's loop: fetch a batch, process it, commit.
+func (w *Worker) consume(ctx context.Context, id int) error {
+	log := w.log.With(zap.Int("consumer", id))
 	rc := kafka.ReaderConfig{
 		Brokers:     w.cfg.Brokers,
 		GroupID:     w.cfg.GroupID,
@@ -172,7 +192,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  10 * time.Second,
 		HeartbeatInterval: time.Second,
-		ErrorLogger:       kafka.LoggerFunc(w.log.Sugar().Named("kafka").Warnf),
+		ErrorLogger:       kafka.LoggerFunc(log.Sugar().Named("kafka").Warnf),
 	}
 	if w.cfg.CancelledTopic != "" {
 		rc.GroupTopics = []string{w.cfg.OrdersTopic, w.cfg.CancelledTopic}
@@ -184,7 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// other pods without waiting for the session timeout.
 	defer func() {
 		if err := r.Close(); err != nil {
-			w.log.Warn("close reader", zap.Error(err))
+			log.Warn("close reader", zap.Error(err))
 		}
 	}()
 
@@ -195,22 +215,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(w.cfg.DrainTimeout, cancelWork) })
 	defer stopDrain()
 
-	w.setFailure(nil)
-	w.log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
+	w.setFailure(id, nil)
+	log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
 		zap.String("cancelled_topic", w.cfg.CancelledTopic), zap.Int("batch_size", w.cfg.BatchSize))
 	for {
 		batch, err := w.fetchBatch(ctx, r)
 		if err != nil {
 			if ctx.Err() != nil {
-				w.log.Info("worker stopping")
+				log.Info("worker stopping")
 				return nil
 			}
 			return fmt.Errorf("worker: fetch: %w", err)
 		}
-		if err := w.process(work, batch); err != nil {
+		if err := w.process(work, id, log, batch); err != nil {
 			// Only cancellation ends process without success; the offsets stay
 			// uncommitted and the messages are redelivered to whoever owns them next.
-			w.log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
+			log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
 			return nil
 		}
 		if err := w.commit(work, r, batch); err != nil {
@@ -218,7 +238,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				return nil
 			}
 			// A failed commit only means a redelivery, which the ledger absorbs.
-			w.log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
+			log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
 		}
 	}
 }
@@ -260,31 +280,31 @@ func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Messa
 // exponential backoff; while it retries the worker reports not ready. A retry
 // decides nothing twice: decided orders replay from the ledger. It returns an
 // error only when ctx ends first.
-func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
+func (w *Worker) process(ctx context.Context, id int, log *zap.Logger, batch []kafka.Message) error {
 	for attempt := 1; ; attempt++ {
 		err := w.handle(ctx, batch)
 		if err == nil {
 			if attempt > 1 {
-				w.log.Info("batch succeeded after retries", batchFields(batch, zap.Int("attempt", attempt))...)
+				log.Info("batch succeeded after retries", batchFields(batch, zap.Int("attempt", attempt))...)
 			}
-			w.setFailure(nil)
+			w.setFailure(id, nil)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		transient := db.Transient(err)
-		w.setFailure(err)
+		w.setFailure(id, err)
 		w.cfg.Metrics.retried(transient)
 		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		log := w.log.Warn
+		logf := log.Warn
 		if !transient {
 			// Not a known transient failure: a defect or an unexpected database
 			// state. It is still retried (dropping the batch would lose orders),
 			// but loudly.
-			log = w.log.Error
+			logf = log.Error
 		}
-		log("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
+		logf("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
 			zap.Duration("backoff", pause), zap.Bool("transient", transient), zap.Error(err))...)
 		t := time.NewTimer(pause)
 		select {

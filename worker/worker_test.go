@@ -28,14 +28,15 @@ func TestMain(m *testing.M) {
 
 // rig is one test's worker on the real Kafka and MariaDB.
 type rig struct {
-	t        *testing.T
-	g        *gorm.DB
-	topics   testsvc.Topics
-	pub      *producer.Publisher
-	strategy string
-	metrics  *worker.Metrics
-	reg      *prometheus.Registry
-	w        *worker.Worker
+	t         *testing.T
+	g         *gorm.DB
+	topics    testsvc.Topics
+	pub       *producer.Publisher
+	strategy  string
+	consumers int
+	metrics   *worker.Metrics
+	reg       *prometheus.Registry
+	w         *worker.Worker
 }
 
 func newRig(t *testing.T) *rig {
@@ -66,6 +67,7 @@ func (r *rig) start() {
 		DLQTopic:       r.topics.DLQ,
 		Strategy:       r.strategy,
 		MinBackoff:     10 * time.Millisecond,
+		Consumers:      r.consumers,
 		Metrics:        r.metrics,
 	}, strategy, db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
 	if err != nil {
@@ -236,6 +238,7 @@ func TestGarbageGoesToDeadLetterAndWorkerGoesOn(t *testing.T) {
 // orders of 1 placed concurrently, two workers in one group.
 func TestSeedScenario(t *testing.T) {
 	r := newRig(t)
+	r.consumers = 2 // two workers of two members each, on three partitions
 	testsvc.Stock(t, r.g, 16, 10)
 	r.start()
 	r.start()

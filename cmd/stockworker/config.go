@@ -34,6 +34,7 @@ type config struct {
 	ShutdownGrace  time.Duration
 	BatchSize      int
 	BatchWait      time.Duration
+	Consumers      int
 }
 
 const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
@@ -119,6 +120,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the orders in hand may take to finish after SIGTERM")
 	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 256, "most orders fetched, decided, published and committed together")
 	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 5*time.Millisecond, "longest wait for a micro-batch to fill after its first order")
+	num(&c.Consumers, "consumers", "CONSUMERS", 2, "consumer-group members in this process, each working on its own partitions")
 
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -140,6 +142,9 @@ func (c config) validate() error {
 	var errs []error
 	if !slices.Contains(db.StrategyNames(), c.Strategy) {
 		errs = append(errs, fmt.Errorf("LOCK_STRATEGY %q is not one of: %s", c.Strategy, strings.Join(db.StrategyNames(), ", ")))
+	}
+	if c.Consumers < 1 {
+		errs = append(errs, fmt.Errorf("CONSUMERS must be at least 1, got %d", c.Consumers))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("BATCH_SIZE must be at least 1, got %d", c.BatchSize))
