@@ -32,37 +32,13 @@ func (m *Mutex) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, err
 	if err != nil {
 		return Decision{}, err
 	}
-	goods := goodsOf(lines)
-	unlock, err := m.locks.lock(ctx, goods)
+	unlock, err := m.locks.lock(ctx, goodsOf(lines))
 	if err != nil {
 		return Decision{}, fmt.Errorf("mutex order %s: %w", o.OrderID, err)
 	}
 	defer unlock()
 	return transact(ctx, &m.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		if d, ok, err := replay(tx, o.OrderID); err != nil || ok {
-			return d, err
-		}
-		stock, _, err := readStock(tx, goods, false)
-		if err != nil {
-			return Decision{}, err
-		}
-		if err := m.inject(tx.Statement.Context, PointLocked); err != nil {
-			return Decision{}, err
-		}
-		if reason := verdict(lines, stock); reason != "" {
-			return m.record(tx, o.OrderID, StatusRejected, reason, lines, stock)
-		}
-		for i, l := range lines {
-			if err := deductGuarded(tx, l.GoodsID, l.Num); err != nil {
-				return Decision{}, err
-			}
-			if i == 0 {
-				if err := m.inject(tx.Statement.Context, PointWritten); err != nil {
-					return Decision{}, err
-				}
-			}
-		}
-		return m.record(tx, o.OrderID, StatusDeducted, "", lines, nil)
+		return m.readDecideWrite(tx, o.OrderID, lines, false)
 	})
 }
 

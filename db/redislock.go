@@ -77,33 +77,10 @@ func (r *Redis) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, err
 	}
 	wctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
+	// FOR UPDATE costs little under the Redis lock (no one else waits) and
+	// keeps the decision right if the lock has expired.
 	d, err := transact(wctx, &r.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		if d, ok, err := replay(tx, o.OrderID); err != nil || ok {
-			return d, err
-		}
-		// FOR UPDATE costs little under the Redis lock (no one else waits) and
-		// keeps the decision right if the lock has expired.
-		stock, _, err := readStock(tx, goodsOf(lines), true)
-		if err != nil {
-			return Decision{}, err
-		}
-		if err := r.inject(tx.Statement.Context, PointLocked); err != nil {
-			return Decision{}, err
-		}
-		if reason := verdict(lines, stock); reason != "" {
-			return r.record(tx, o.OrderID, StatusRejected, reason, lines, stock)
-		}
-		for i, l := range lines {
-			if err := deductGuarded(tx, l.GoodsID, l.Num); err != nil {
-				return Decision{}, err
-			}
-			if i == 0 {
-				if err := r.inject(tx.Statement.Context, PointWritten); err != nil {
-					return Decision{}, err
-				}
-			}
-		}
-		return r.record(tx, o.OrderID, StatusDeducted, "", lines, nil)
+		return r.readDecideWrite(tx, o.OrderID, lines, true)
 	})
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		return Decision{}, fmt.Errorf("redis order %s: work outlived the lock: %w", o.OrderID, ErrLock)
