@@ -7,13 +7,14 @@ BIN   ?= bin
 KAFKA_BROKERS ?= embedded
 LOCK_STRATEGY ?= pessimistic
 
-.PHONY: help build run services services-down test test-chaos test-unit fuzz vet clean
+.PHONY: help build run demo services services-down test test-chaos test-unit fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-build: ## build stockworker into bin/
+build: ## build stockworker and orderctl into bin/
 	$(GO) build -o $(BIN)/stockworker ./cmd/stockworker
+	$(GO) build -o $(BIN)/orderctl ./cmd/orderctl
 
 services: ## install and start MariaDB, Redis and Kafka (idempotent)
 	scripts/services.sh up
@@ -29,6 +30,10 @@ run: build ## start MariaDB and Redis, then the worker (embedded Kafka broker by
 	  exit 1; fi
 	@scripts/run-hint.sh
 	KAFKA_BROKERS=$(KAFKA_BROKERS) LOCK_STRATEGY=$(LOCK_STRATEGY) $(BIN)/stockworker
+
+demo: build ## per lock strategy: two real workers, 20 concurrent orders for 10 items, and a table
+	scripts/services.sh up
+	$(BIN)/orderctl demo -worker $(BIN)/stockworker
 
 test: ## start every service and run all tests with -race against them, then the chaos tests
 	scripts/services.sh up

@@ -2,6 +2,7 @@ package testsvc
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,11 +53,14 @@ func CollectUntil(t testing.TB, topic string, timeout time.Duration, done func([
 	}
 	out := make(chan kafka.Message)
 	stop := make(chan struct{})
+	var wg sync.WaitGroup
 	readers := make([]*kafka.Reader, 0, len(md.Topics[0].Partitions))
 	for _, p := range md.Topics[0].Partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: KafkaBrokers(), Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 		readers = append(readers, r)
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			for {
 				m, err := r.ReadMessage(ctx)
 				if err != nil {
@@ -73,6 +77,7 @@ func CollectUntil(t testing.TB, topic string, timeout time.Duration, done func([
 	defer func() {
 		close(stop)
 		cancel()
+		wg.Wait()
 		for _, r := range readers {
 			r.Close()
 		}
