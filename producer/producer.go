@@ -22,7 +22,9 @@ const (
 // Options tune a Publisher. The zero value gives the documented defaults.
 type Options struct {
 	// BatchTimeout is how long the writer waits to fill a batch. kafka-go's
-	// default of 1s would add a second to every synchronous write. Default 2ms.
+	// default of 1s would add a second to every synchronous write; every
+	// Publish call hands over all its messages at once, so little waiting is
+	// needed. Default 500µs.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration
@@ -39,7 +41,7 @@ type Publisher struct {
 // New returns a Publisher for brokers.
 func New(brokers []string, opts Options) *Publisher {
 	if opts.BatchTimeout <= 0 {
-		opts.BatchTimeout = 2 * time.Millisecond
+		opts.BatchTimeout = 500 * time.Microsecond
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second

@@ -71,7 +71,7 @@ type Config struct {
 	DrainTimeout time.Duration
 	// BatchSize and BatchWait bound a micro-batch: after the first message the
 	// worker waits at most BatchWait for up to BatchSize messages, decides them,
-	// publishes their answers in one write and commits once. Defaults 256 and
+	// publishes their answers in one write and commits once. Defaults 1024 and
 	// 5ms; BatchSize 1 handles messages one by one.
 	BatchSize int
 	BatchWait time.Duration
@@ -111,7 +111,7 @@ func (c Config) withDefaults() Config {
 		c.DrainTimeout = 10 * time.Second
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 1024
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 5 * time.Millisecond

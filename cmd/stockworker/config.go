@@ -118,7 +118,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	num(&c.DBMaxOpen, "db-max-open", "DB_MAX_OPEN", 16, "maximum open MySQL connections of this process")
 	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the orders in hand may take to finish after SIGTERM")
-	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 256, "most orders fetched, decided, published and committed together")
+	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 1024, "most orders fetched, decided, published and committed together")
 	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 5*time.Millisecond, "longest wait for a micro-batch to fill after its first order")
 	num(&c.Consumers, "consumers", "CONSUMERS", 2, "consumer-group members in this process, each working on its own partitions")
 

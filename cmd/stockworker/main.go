@@ -161,19 +161,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		return err
 	}
 
-	w, err := worker.New(worker.Config{
-		Brokers:        brokers,
-		GroupID:        cfg.GroupID,
-		OrdersTopic:    cfg.OrdersTopic,
-		CancelledTopic: cfg.CancelledTopic,
-		EventsTopic:    cfg.EventsTopic,
-		DLQTopic:       cfg.DLQTopic,
-		Strategy:       deductor.Name(),
-		DrainTimeout:   cfg.ShutdownGrace,
-		BatchSize:      cfg.BatchSize,
-		BatchWait:      cfg.BatchWait,
-		Metrics:        metrics,
-	}, deductor, db.NewLedger(g, dbOpts), pub, log)
+	w, err := worker.New(cfg.workerConfig(brokers, metrics), deductor, db.NewLedger(g, dbOpts), pub, log)
 	if err != nil {
 		return err
 	}
@@ -215,6 +203,24 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 // httpHandler serves /healthz (the process is alive), /readyz (MySQL, Kafka and,
 // for the redis strategy, Redis answer, and the worker is not stuck retrying a
 // failure) and /metrics.
+// workerConfig maps the configuration onto the worker's.
+func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.Config {
+	return worker.Config{
+		Brokers:        brokers,
+		GroupID:        c.GroupID,
+		OrdersTopic:    c.OrdersTopic,
+		CancelledTopic: c.CancelledTopic,
+		EventsTopic:    c.EventsTopic,
+		DLQTopic:       c.DLQTopic,
+		Strategy:       c.Strategy,
+		DrainTimeout:   c.ShutdownGrace,
+		BatchSize:      c.BatchSize,
+		BatchWait:      c.BatchWait,
+		Consumers:      c.Consumers,
+		Metrics:        metrics,
+	}
+}
+
 func httpHandler(w *worker.Worker, g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {

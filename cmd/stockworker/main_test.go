@@ -195,3 +195,19 @@ func TestPasswordNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// Every worker setting of the configuration reaches the worker.
+func TestWorkerConfigCarriesEverySetting(t *testing.T) {
+	env := map[string]string{"GROUP_ID": "g", "ORDERS_TOPIC": "o", "CANCELLED_TOPIC": "c", "EVENTS_TOPIC": "e",
+		"DLQ_TOPIC": "d", "LOCK_STRATEGY": "batch", "SHUTDOWN_GRACE": "7s", "BATCH_SIZE": "33", "BATCH_WAIT": "9ms", "CONSUMERS": "5"}
+	c, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.workerConfig([]string{"b:1"}, nil)
+	if w.GroupID != "g" || w.OrdersTopic != "o" || w.CancelledTopic != "c" || w.EventsTopic != "e" || w.DLQTopic != "d" ||
+		w.Strategy != "batch" || w.DrainTimeout != 7*time.Second || w.BatchSize != 33 || w.BatchWait != 9*time.Millisecond ||
+		w.Consumers != 5 || len(w.Brokers) != 1 {
+		t.Fatalf("worker config = %+v", w)
+	}
+}
