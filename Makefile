@@ -7,7 +7,7 @@ BIN   ?= bin
 KAFKA_BROKERS ?= embedded
 LOCK_STRATEGY ?= pessimistic
 
-.PHONY: help build run demo services services-down test test-chaos test-unit fuzz vet clean
+.PHONY: help build run demo bench bench-short services services-down test test-chaos test-unit fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,14 @@ run: build ## start MariaDB and Redis, then the worker (embedded Kafka broker by
 demo: build ## per lock strategy: two real workers, 20 concurrent orders for 10 items, and a table
 	scripts/services.sh up
 	$(BIN)/orderctl demo -worker $(BIN)/stockworker
+
+bench: build ## end-to-end benchmark on the real services (~8 min): table, bench/results.json, bench/throughput.svg
+	scripts/services.sh up
+	$(GO) run ./cmd/stockbench -worker $(BIN)/stockworker $(BENCH_FLAGS)
+
+bench-short: build ## the benchmark's smoke mode (under a minute; also part of make test)
+	scripts/services.sh up
+	$(GO) run ./cmd/stockbench -worker $(BIN)/stockworker -short -out /tmp/stockflow-bench-short.json -svg /tmp/stockflow-bench-short.svg
 
 test: ## start every service and run all tests with -race against them, then the chaos tests
 	scripts/services.sh up

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+func TestParseNSpec(t *testing.T) {
+	s, err := parseNSpec("20000, seed-style=3000,pessimistic=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.For("batch") != 20000 || s.For(seedStyle) != 3000 || s.For("pessimistic") != 5000 {
+		t.Errorf("parsed %+v", s)
+	}
+	if got := s.String(); got != "20000,seed-style=3000,pessimistic=5000" {
+		t.Errorf("String() = %q", got)
+	}
+	for _, bad := range []string{"", "seed-style=5", "0", "-3", "x", "20000,nosuch=5", "20000,batch=0"} {
+		if _, err := parseNSpec(bad); err == nil {
+			t.Errorf("parseNSpec(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseOptionsDefaults(t *testing.T) {
+	o, err := parseOptions(nil, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Strategies, strategyNames()) || !slices.Equal(o.Workloads, allWorkloads) || !slices.Equal(o.Workers, []int{1, 2}) {
+		t.Errorf("matrix = %v × %v × %v", o.Strategies, o.Workloads, o.Workers)
+	}
+	if o.Rate != 1000 || o.Out != "bench/results.json" || o.SVG != "bench/throughput.svg" || o.Worker != "bin/stockworker" {
+		t.Errorf("defaults = %+v", o)
+	}
+	if o.N.For("batch") != 20000 {
+		t.Errorf("-n batch = %d", o.N.For("batch"))
+	}
+}
+
+func TestParseOptionsShortKeepsExplicitFlags(t *testing.T) {
+	o, err := parseOptions([]string{"-short", "-workloads", "hot", "-rate", "50"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Strategies, []string{seedStyle, "batch"}) || !slices.Equal(o.Workers, []int{1}) {
+		t.Errorf("short matrix = %v × %v", o.Strategies, o.Workers)
+	}
+	if !slices.Equal(o.Workloads, []string{"hot"}) || o.Rate != 50 {
+		t.Errorf("explicit flags lost: workloads %v rate %v", o.Workloads, o.Rate)
+	}
+	if o.N.For("batch") != 500 || o.Timeout != 40*time.Second {
+		t.Errorf("short N %d timeout %s", o.N.For("batch"), o.Timeout)
+	}
+}
+
+func TestParseOptionsOrdersAndRejects(t *testing.T) {
+	o, err := parseOptions([]string{"-strategies", "batch, seed-style,batch", "-workers", "2,1"}, func(k string) string {
+		if k == "KAFKA_BROKERS" {
+			return "a:1,b:2"
+		}
+		return ""
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Strategies, []string{seedStyle, "batch"}) || !slices.Equal(o.Workers, []int{1, 2}) {
+		t.Errorf("not in table order: %v %v", o.Strategies, o.Workers)
+	}
+	if !slices.Equal(o.Brokers, []string{"a:1", "b:2"}) {
+		t.Errorf("brokers from KAFKA_BROKERS = %v", o.Brokers)
+	}
+	for _, args := range [][]string{
+		{"-strategies", "fastest"},
+		{"-workloads", "cold"},
+		{"-workers", "0"},
+		{"-n", "lots"},
+		{"-rate", "0"},
+		{"-worker-env", "NOVALUE"},
+		{"extra"},
+	} {
+		_, err := parseOptions(args, noEnv, io.Discard)
+		if err == nil {
+			t.Errorf("parseOptions(%q) accepted", args)
+		} else if strings.TrimSpace(err.Error()) == "" {
+			t.Errorf("parseOptions(%q): empty error", args)
+		}
+	}
+}
+
+func TestWorkerSettings(t *testing.T) {
+	o := options{BatchSize: 512, BatchWait: 2 * time.Millisecond, WorkerEnv: []string{"CONSUMERS=3"}}
+	if got := workerSettings(o, seedStyle); !slices.Contains(got, "LOCK_STRATEGY=pessimistic") || !slices.Contains(got, "BATCH_SIZE=1") {
+		t.Errorf("seed-style settings %v", got)
+	}
+	got := workerSettings(o, "batch")
+	for _, want := range []string{"LOCK_STRATEGY=batch", "BATCH_SIZE=512", "BATCH_WAIT=2ms", "CONSUMERS=3"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("batch settings %v lack %s", got, want)
+		}
+	}
+	env := workerEnv([]string{"LOCK_STRATEGY=atomic"})
+	n := 0
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "LOCK_STRATEGY=") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("worker environment has %d LOCK_STRATEGY entries", n)
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+)
+
+// sortRuns puts runs in table order: strategy, workload, workers as given.
+func sortRuns(runs []*runResult, o options) {
+	idx := func(list []string, v string) int { return slices.Index(list, v) }
+	slices.SortStableFunc(runs, func(a, b *runResult) int {
+		if d := idx(o.Strategies, a.Strategy) - idx(o.Strategies, b.Strategy); d != 0 {
+			return d
+		}
+		if d := idx(o.Workloads, a.Workload) - idx(o.Workloads, b.Workload); d != 0 {
+			return d
+		}
+		return a.Workers - b.Workers
+	})
+}
+
+// computeRatios sets each run's throughput ratio to the seed-style run of the
+// same workload and worker count, and to the db-limit rate.
+func computeRatios(res *results) {
+	seed := map[string]float64{}
+	for _, r := range res.Runs {
+		if r.Strategy == seedStyle && r.Correct {
+			seed[fmt.Sprintf("%s/%d", r.Workload, r.Workers)] = r.OrdersPerS
+		}
+	}
+	limit := 0.0
+	if res.DBLimit != nil && res.DBLimit.Correct {
+		limit = res.DBLimit.UpdatesPerS
+	}
+	for _, r := range res.Runs {
+		if !r.Correct {
+			r.VsSeedStyle, r.VsDBLimit = nil, nil
+			continue
+		}
+		r.VsSeedStyle = ratio(r.OrdersPerS, seed[fmt.Sprintf("%s/%d", r.Workload, r.Workers)])
+		r.VsDBLimit = ratio(r.OrdersPerS, limit)
+	}
+}
+
+// printTable writes the results table.
+func printTable(w io.Writer, res *results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tworkload\tworkers\torders\torders/s\t×seed\t×db-limit\tp50\tp99\ttx/order\trb/order\tbatch\tpeak RSS MB\tcorrect\t")
+	if d := res.DBLimit; d != nil {
+		fmt.Fprintf(tw, "%s\t%s\t%d conns\t%d\t%.0f\t-\t1.00×\t-\t-\t-\t-\t-\t-\t%s\t\n",
+			dbLimit, workloadHot, d.Conns, d.Updates, d.UpdatesPerS, verdict(d.Correct && d.Error == "", ""))
+	}
+	saturated := false
+	for _, r := range res.Runs {
+		if r.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped\t\n", r.Strategy, r.Workload, r.Workers)
+			continue
+		}
+		p50, p99 := "-", "-"
+		if r.Latency != nil {
+			p50, p99 = fmtMS(r.Latency.P50MS), fmtMS(r.Latency.P99MS)
+			if r.Latency.Saturated {
+				p50, p99 = p50+"*", p99+"*"
+				saturated = true
+			}
+		}
+		rps, tx, rb, rss, batch := "-", "-", "-", "-", "-"
+		if r.OrdersPerS > 0 {
+			rps = strconv.FormatFloat(r.OrdersPerS, 'f', 0, 64)
+			tx = strconv.FormatFloat(r.TxPerOrder, 'f', 3, 64)
+			rb = strconv.FormatFloat(r.RbPerOrder, 'f', 3, 64)
+		}
+		if r.MeanBatch > 0 {
+			batch = strconv.FormatFloat(r.MeanBatch, 'f', 1, 64)
+		}
+		if r.PeakRSSMB > 0 {
+			rss = strconv.FormatFloat(r.PeakRSSMB, 'f', 0, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Strategy, r.Workload, r.Workers, r.Orders, rps, fmtRatio(r.VsSeedStyle), fmtRatio(r.VsDBLimit),
+			p50, p99, tx, rb, batch, rss, verdict(r.Correct, r.Error))
+	}
+	tw.Flush()
+	if res.Options.LatencySeconds > 0 {
+		fmt.Fprintf(w, "p50/p99 at %.0f orders/s offered for %gs; tx/order and rb/order are Com_commit/Com_rollback deltas of the whole server; batch is the mean micro-batch.\n",
+			res.Options.Rate, res.Options.LatencySeconds)
+	}
+	if saturated {
+		fmt.Fprintf(w, "* saturated: the offered %.0f orders/s is above that run's throughput; its latency phase was cut to %gs of its throughput and p50/p99 show the queue.\n",
+			res.Options.Rate, res.Options.LatencySeconds)
+	}
+	for _, r := range res.Runs {
+		if !r.Correct && r.Skipped == "" {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, firstLine(r.Error, r.Check.Problems))
+			for _, p := range r.Check.Problems {
+				fmt.Fprintf(w, "    %s\n", p)
+			}
+		}
+	}
+}
+
+func verdict(ok bool, err string) string {
+	switch {
+	case ok:
+		return "yes"
+	case err != "":
+		return "ERROR"
+	default:
+		return "NO"
+	}
+}
+
+// writeJSON writes v to path, creating its directory.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(path, append(b, '\n'))
+}
+
+func writeFile(path string, b []byte) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path, b, 0o644)
+}
