@@ -186,3 +186,43 @@ func TestChaosRebalance(t *testing.T) {
 	l.verify(func() *gorm.DB { return pool }, 100000, a, b, c)
 	a.stopClean()
 }
+
+// While a batch cannot finish (MariaDB down), SIGTERM waits for it up to
+// SHUTDOWN_GRACE; a second signal exits at once. Nothing is lost: the next
+// worker answers every order.
+func TestChaosSecondSignalExitsAtOnce(t *testing.T) {
+	dsn := testsvc.DatabaseDSN(t)
+	topics := testsvc.NewTopics(t, 3)
+	pool := openDSN(t, dsn)
+	testsvc.Stock(t, pool, 16, 100000)
+	env := workerEnv(dsn, topics, "atomic", "SHUTDOWN_GRACE=60s")
+	first := startWorker(t, "first worker", env)
+	if !first.waitReady(true, 30*time.Second) {
+		t.Fatalf("worker never ready\n%s", first.logs)
+	}
+	l := startLoad(t, topics, 300, 100)
+	time.Sleep(time.Second)
+	services(t, "down", "mariadb")
+	defer services(t, "up", "mariadb")
+	if !first.waitReady(false, 20*time.Second) {
+		t.Fatalf("readiness did not drop while MariaDB was down\n%s", first.logs)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-first.done:
+		first.done <- err
+		t.Fatalf("the worker exited (%v) without finishing its batch, while MariaDB was down\n%s", err, first.logs)
+	case <-time.After(2 * time.Second): // still draining, as it should
+	}
+	err, took := first.stop(syscall.SIGTERM, 5*time.Second)
+	if err == nil {
+		t.Fatalf("the second signal ended the worker with status 0; want the immediate-exit status")
+	}
+	t.Logf("second signal: exited %v after %v", err, took)
+	services(t, "up", "mariadb")
+	second := startWorker(t, "second worker", env)
+	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000, first, second)
+	second.stopClean()
+}
