@@ -10,6 +10,7 @@ import (
 	"net"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -273,8 +274,10 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 	}
 	defer deleteKafkaLeftovers(brokers, group, topics.orders, topics.cancelled, topics.events, topics.dlq)
 
-	// Two workers, configured only through the environment.
+	// Two workers, configured only through the environment, each with
+	// demoConsumers group members.
 	ws, err := startWorkers(ctx, o.worker, strategy, 2, []string{
+		"CONSUMERS=" + strconv.Itoa(demoConsumers),
 		"KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"MYSQL_DSN=" + dsn,
 		"LOCK_STRATEGY=" + strategy,
@@ -301,7 +304,7 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 
 	// Place the orders once both workers own partitions, so the time measures
 	// deciding, not joining.
-	if err := waitGroupMembers(ws.ctx, brokers, group, 2, demoReadyTimeout); err != nil {
+	if err := waitGroupMembers(ws.ctx, brokers, group, 2*demoConsumers, demoReadyTimeout); err != nil {
 		r.err = ws.explain(err)
 		return r
 	}
@@ -412,6 +415,10 @@ func collectOutcomes(ctx context.Context, t *tail, n int, timeout time.Duration)
 }
 
 // waitGroupMembers waits until group is stable with want members.
+// demoConsumers is CONSUMERS of each demo worker, set explicitly so the demo
+// knows how many group members to wait for.
+const demoConsumers = 2
+
 func waitGroupMembers(ctx context.Context, brokers []string, group string, want int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
