@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stockflow/stockflow/db"
@@ -33,18 +34,18 @@ func TestCancelGivesBackOnce(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
-	if first.Result != db.CancelReleased || first.EventType != events.TypeReleased {
+	if first.Result != db.CancelReleased || len(first.Events) != 1 || first.Events[0].Type != events.TypeReleased {
 		t.Fatalf("cancel = %+v", first)
 	}
-	o, err := events.DecodeOutcome(first.Event)
+	o, err := events.DecodeOutcome(first.Events[0].Payload)
 	if err != nil || o.EventID != "A:stock-released" || len(o.Items) != 2 || o.Items[0].GoodsID != 1 || o.Items[1].Num != 3 {
-		t.Fatalf("released event = %s (%v)", first.Event, err)
+		t.Fatalf("released event = %s (%v)", first.Events[0].Payload, err)
 	}
 	if s1, s2 := testsvc.Stocks(t, g, 1), testsvc.Stocks(t, g, 2); s1 != 10 || s2 != 10 {
 		t.Fatalf("stocks = %d, %d, want 10, 10", s1, s2)
 	}
 	again, err := l.Cancel(ctx, "A")
-	if err != nil || !again.Replayed || string(again.Event) != string(first.Event) {
+	if err != nil || !again.Replayed || len(again.Events) != 1 || string(again.Events[0].Payload) != string(first.Events[0].Payload) {
 		t.Fatalf("replayed cancel = %+v, %v", again, err)
 	}
 	// The order itself still replays as deducted: its decision is history.
@@ -64,12 +65,68 @@ func TestCancelRejectedOrderChangesNothing(t *testing.T) {
 	if d, err := db.NewPessimistic(g, db.Options{}).Deduct(ctx, order("R", line(1, 5))); err != nil || d.Status != db.StatusRejected {
 		t.Fatalf("deduct = %+v, %v", d, err)
 	}
-	c, err := db.NewLedger(g, db.Options{}).Cancel(ctx, "R")
-	if err != nil || c.Result != db.CancelNothing || c.Event != nil {
+	l := db.NewLedger(g, db.Options{})
+	c, err := l.Cancel(ctx, "R")
+	if err != nil || c.Result != db.CancelNothing || len(c.Events) != 1 {
 		t.Fatalf("cancel = %+v, %v", c, err)
+	}
+	// Every cancel gets an answer: a release of nothing.
+	o, err := events.DecodeOutcome(c.Events[0].Payload)
+	if err != nil || o.Type != events.TypeReleased || o.OrderID != "R" || len(o.Items) != 0 {
+		t.Fatalf("answer to the cancel = %s, %v", c.Events[0].Payload, err)
+	}
+	again, err := l.Cancel(ctx, "R")
+	if err != nil || !again.Replayed || len(again.Events) != 1 || string(again.Events[0].Payload) != string(c.Events[0].Payload) {
+		t.Fatalf("replayed cancel = %+v, %v", again, err)
 	}
 	if s := testsvc.Stocks(t, g, 1); s != 1 {
 		t.Fatalf("stock = %d, want 1", s)
+	}
+}
+
+// A cancel before its order answers with the order's rejection and then its
+// release, and replays both, in that order.
+func TestCancelBeforeOrderAnswersRejectionThenRelease(t *testing.T) {
+	t.Parallel()
+	g := testsvc.Database(t, 4)
+	ctx := context.Background()
+	l := db.NewLedger(g, db.Options{})
+	for i, replayed := range []bool{false, true} {
+		c, err := l.Cancel(ctx, "early")
+		if err != nil || c.Result != db.CancelBeforeOrder || c.Replayed != replayed || len(c.Events) != 2 ||
+			c.Events[0].Type != events.TypeRejected || c.Events[1].Type != events.TypeReleased {
+			t.Fatalf("cancel %d = %+v, %v", i, c, err)
+		}
+		if o, err := events.DecodeOutcome(c.Events[0].Payload); err != nil || o.Reason != events.ReasonCancelled {
+			t.Fatalf("first event = %s", c.Events[0].Payload)
+		}
+	}
+	got, err := l.Released(ctx, []string{"early", "other"})
+	if err != nil || len(got) != 1 || got["early"] == nil {
+		t.Fatalf("Released = %v, %v", got, err)
+	}
+}
+
+// Giving stock back onto a row restocked near the INT maximum since the
+// deduction caps the stock there instead of failing on every attempt (1264).
+func TestReleaseNearTheIntMaximumCaps(t *testing.T) {
+	t.Parallel()
+	g := testsvc.Database(t, 4)
+	testsvc.Stock(t, g, 1, 100)
+	ctx := context.Background()
+	if d, err := db.NewAtomic(g, db.Options{}).Deduct(ctx, order("big", line(1, 60))); err != nil || d.Status != db.StatusDeducted {
+		t.Fatalf("deduct = %+v, %v", d, err)
+	}
+	testsvc.Stock(t, g, 1, math.MaxInt32-10)
+	c, err := db.NewLedger(g, db.Options{}).Cancel(ctx, "big")
+	if err != nil || c.Result != db.CancelReleased {
+		t.Fatalf("cancel = %+v, %v", c, err)
+	}
+	if len(c.Capped) != 1 || c.Capped[0] != line(1, 50) {
+		t.Fatalf("capped = %v, want 50 units of goods 1", c.Capped)
+	}
+	if s := testsvc.Stocks(t, g, 1); s != math.MaxInt32 {
+		t.Fatalf("stock = %d, want %d", s, math.MaxInt32)
 	}
 }
 

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"net"
@@ -10,7 +11,8 @@ import (
 )
 
 // ErrRetriesExhausted is returned when an order could not be decided within the
-// configured number of attempts. It is transient: try again later.
+// configured number of attempts. It wraps the last attempt's error, which
+// decides whether it is transient (see Transient).
 var ErrRetriesExhausted = errors.New("db: retries exhausted")
 
 // ErrGuard reports a conditional stock UPDATE that matched no row although the
@@ -50,15 +52,56 @@ func retryable(err error) bool {
 	return errors.Is(err, ErrGuard) || errors.Is(err, ErrConflict)
 }
 
-// Transient reports whether err is worth retrying later (the database is down or
-// busy) rather than a defect. Context cancellation is not transient: the caller
-// is stopping.
+// MySQL error numbers that mean the server is busy, going away or failing
+// over: waiting heals them.
+var transientServerErrors = map[uint16]bool{
+	errDeadlock:         true,
+	errLockWaitTimeout:  true,
+	errSnapshotConflict: true,
+	1040:                true, // too many connections
+	1053:                true, // server shutdown in progress
+	1077:                true, // normal shutdown
+	1079:                true, // shutdown complete
+	1152:                true, // aborted connection
+	1158:                true, // network read error
+	1159:                true, // network read timeout
+	1160:                true, // network write error
+	1161:                true, // network write timeout
+	1180:                true, // got error during COMMIT
+	1181:                true, // got error during ROLLBACK
+	1290:                true, // --read-only (a replica being promoted)
+	1317:                true, // query execution was interrupted
+	1836:                true, // read-only mode
+	1927:                true, // MariaDB: connection was killed
+	3024:                true, // MySQL: max_execution_time exceeded
+	4031:                true, // MySQL: disconnected for inactivity
+}
+
+// Transient reports whether err heals by waiting: the database (or Redis) is
+// down, busy, failing over or contended, or the attempt timed out. Anything
+// else — a statement the server refuses for this data (1406 data too long, 1264
+// out of range, a duplicate key that retries did not resolve, a missing table)
+// — is permanent: retrying the same input fails the same way, so the worker
+// isolates the message that causes it instead of retrying it forever. Context
+// cancellation is neither: the caller is stopping.
+//
+// This is the one place that decides it. Retries exhausted count as transient
+// when their last cause does (deadlocks, conflicts, guards: contention that
+// passes), permanent when it does not (a duplicate key on every attempt means
+// the ledger and the caller disagree about the order's identity).
 func Transient(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return false
-	case retryable(err), errors.Is(err, ErrRetriesExhausted), errors.Is(err, ErrLock), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return transientServerErrors[me.Number]
+	}
+	switch {
+	case errors.Is(err, ErrGuard), errors.Is(err, ErrConflict), errors.Is(err, ErrLock),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, sql.ErrTxDone):
 		return true
 	}
 	var ne net.Error

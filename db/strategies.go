@@ -47,7 +47,7 @@ func NewStrategy(name string, g *gorm.DB, client goredislib.UniversalClient, opt
 		if client == nil {
 			return nil, fmt.Errorf("db: the redis strategy needs a Redis client (REDIS_ADDR)")
 		}
-		return NewRedis(g, client, opts, RedisOptions{}), nil
+		return NewRedis(g, client, opts, RedisOptions{Prefix: opts.RedisPrefix}), nil
 	}
 	return nil, fmt.Errorf("db: LOCK_STRATEGY %q is not one of: %s", name, strings.Join(StrategyNames(), ", "))
 }

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -51,6 +52,10 @@ type Options struct {
 	// OnRetry, when set, is called with the error of every attempt that is
 	// retried (for metrics; see RetryCause).
 	OnRetry func(strategy string, err error)
+	// RedisPrefix is the lock-key prefix of the redis strategy (the key of
+	// goods 16 is RedisPrefix+"16"). Default "stockflow:goods:". Give every
+	// deployment (and every test) sharing one Redis its own.
+	RedisPrefix string
 }
 
 // Injection points passed to Options.Inject.
@@ -142,6 +147,12 @@ func attemptTx[T any](ctx context.Context, b *base, fn func(tx *gorm.DB) (T, err
 		v, err = fn(tx)
 		return err
 	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// The attempt's deadline (or the caller's cancel) closed the
+		// transaction under a statement, which may then report only that
+		// the transaction is done: keep the cause visible to Transient.
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
 	return v, err
 }
 
@@ -184,7 +195,12 @@ func replay(tx *gorm.DB, orderID string) (Decision, bool, error) {
 // attempt that recorded the same order first makes the insert fail with 1062,
 // which rolls this attempt back and retries it as a replay.
 func (b *base) record(tx *gorm.DB, orderID, status, reason string, lines []events.Line, available map[int64]int64) (Decision, error) {
-	row, d, err := b.outcome(orderID, status, reason, lines, available)
+	return b.recordEvent(tx, orderID, status, reason, lines, available, 0)
+}
+
+// recordEvent is record with the items_total of an invalid order's rejection.
+func (b *base) recordEvent(tx *gorm.DB, orderID, status, reason string, lines []events.Line, available map[int64]int64, itemsTotal int) (Decision, error) {
+	row, d, err := b.outcomeEvent(orderID, status, reason, lines, available, itemsTotal)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -196,12 +212,16 @@ func (b *base) record(tx *gorm.DB, orderID, status, reason string, lines []event
 
 // outcome builds the outcome event of a decision and its ledger row.
 func (b *base) outcome(orderID, status, reason string, lines []events.Line, available map[int64]int64) (OrderOutcome, Decision, error) {
+	return b.outcomeEvent(orderID, status, reason, lines, available, 0)
+}
+
+func (b *base) outcomeEvent(orderID, status, reason string, lines []events.Line, available map[int64]int64, itemsTotal int) (OrderOutcome, Decision, error) {
 	at := b.opts.Now()
 	var ev events.Outcome
 	if status == StatusDeducted {
 		ev = events.Deducted(orderID, lines, at)
 	} else {
-		ev = events.Rejected(orderID, reason, lines, available, at)
+		ev = events.Rejected(orderID, reason, lines, available, at).WithItemsTotal(itemsTotal)
 	}
 	payload, err := ev.Encode()
 	if err != nil {

@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestDecodeOrderPlaced(t *testing.T) {
 		{name: "max goods and num", in: `{"order_id":"A","items":[{"goods_id":9223372036854775807,"num":2147483647}]}`,
 			want: []Line{{9223372036854775807, 2147483647}}},
 
-		{name: "101 lines", in: `{"order_id":"A","items":` + many(101) + `}`, invalid: true, want: []Line{{1, 101}}},
+		{name: "101 lines", in: `{"order_id":"A","items":` + many(101) + `}`, invalid: true, want: []Line{{1, 100}}},
 		{name: "no items", in: `{"order_id":"A"}`, invalid: true},
 		{name: "null items", in: `{"order_id":"A","items":null}`, invalid: true},
 		{name: "empty items", in: `{"order_id":"A","items":[]}`, invalid: true, want: []Line{}},
@@ -69,6 +70,28 @@ func TestDecodeOrderPlaced(t *testing.T) {
 		{name: "empty order_id", in: `{"order_id":"","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
 		{name: "order_id of 129 bytes", in: `{"order_id":"` + long + `x","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
 		{name: "trailing garbage", in: `{"order_id":"A","items":[{"goods_id":1,"num":1}]} x`, deadLeter: true},
+		{name: "two objects", in: `{"order_id":"A","items":[{"goods_id":1,"num":1}]}{"order_id":"B"}`, deadLeter: true},
+		{name: "invalid UTF-8 in order_id", in: "{\"order_id\":\"U\xff\xfeV\",\"items\":[{\"goods_id\":1,\"num\":1}]}", deadLeter: true},
+		{name: "invalid UTF-8 in an unknown field", in: "{\"order_id\":\"A\",\"x\":\"\xc3\",\"items\":[{\"goods_id\":1,\"num\":1}]}", deadLeter: true},
+		{name: "lone high surrogate", in: `{"order_id":"A\ud800","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "lone low surrogate", in: `{"order_id":"A\udc00B","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "reversed surrogate pair", in: `{"order_id":"\ude00\ud83d","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "lone surrogate in a key", in: `{"order_id":"A","\ud800":1,"items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "order_id twice", in: `{"order_id":"A","order_id":"B","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "order_id twice, once escaped", in: `{"order_id":"A","order\u005fid":"A","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+		{name: "deeper than the parser allows", in: `{"order_id":"A","x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, deadLeter: true},
+		{name: "Order_ID in other case", in: `{"Order_ID":"A","items":[{"goods_id":1,"num":1}]}`, deadLeter: true},
+
+		{name: "items twice", in: `{"order_id":"A","items":[{"goods_id":1,"num":1}],"items":[{"goods_id":2,"num":1}]}`, invalid: true},
+		{name: "goods_id twice in a line", in: `{"order_id":"A","items":[{"goods_id":1,"goods_id":2,"num":1}]}`, invalid: true, want: []Line{}},
+		{name: "goods_id past int64", in: `{"order_id":"A","items":[{"goods_id":9223372036854775808,"num":1}]}`, invalid: true, want: []Line{}},
+		{name: "num as exponent", in: `{"order_id":"A","items":[{"goods_id":1,"num":1e0}]}`, invalid: true, want: []Line{}},
+		{name: "oversized message", in: `{"order_id":"A","items":[{"goods_id":1,"num":1}],"pad":"` + strings.Repeat("p", DefaultMaxMessageBytes) + `"}`, invalid: true, want: []Line{{1, 1}}},
+
+		{name: "surrogate pair", in: `{"order_id":"\ud83d\ude00","items":[{"goods_id":1,"num":1}]}`, want: []Line{{1, 1}}},
+		{name: "escaped backslash before u", in: `{"order_id":"A\\ud800","items":[{"goods_id":1,"num":1}]}`, want: []Line{{1, 1}}},
+		{name: "nested unknown field", in: `{"order_id":"A","x":` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `,"items":[{"goods_id":1,"num":1}]}`, want: []Line{{1, 1}}},
+		{name: "control characters in order_id", in: `{"order_id":"A\u0000\t\u001f","items":[{"goods_id":1,"num":1}]}`, want: []Line{{1, 1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,5 +199,97 @@ func TestEncodeOrderPlacedRoundTrip(t *testing.T) {
 	out, err := DecodeOrderPlaced(b)
 	if err != nil || !reflect.DeepEqual(out, in) {
 		t.Fatalf("round trip: %+v, %v", out, err)
+	}
+}
+
+func TestOrderIDIsKeptByteForByte(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"order_id":"TS1","items":[{"goods_id":1,"num":1}]}`:       "TS1",
+		`{"order_id":"TS1 ","items":[{"goods_id":1,"num":1}]}`:      "TS1 ",
+		`{"order_id":" TS1","items":[{"goods_id":1,"num":1}]}`:      " TS1",
+		`{"order_id":"ts1","items":[{"goods_id":1,"num":1}]}`:       "ts1",
+		`{"order_id":"e\u0301","items":[{"goods_id":1,"num":1}]}`:   "e\u0301",
+		`{"order_id":"\u00e9","items":[{"goods_id":1,"num":1}]}`:    "\u00e9",
+		`{"order_id":"A\u0000\t","items":[{"goods_id":1,"num":1}]}`: "A\x00\t",
+	} {
+		o, err := DecodeOrderPlaced([]byte(in))
+		if err != nil || o.OrderID != want {
+			t.Errorf("%s: order_id %q, %v; want %q", in, o.OrderID, err, want)
+		}
+	}
+}
+
+func TestTooManyLinesListsTheFirstAndACount(t *testing.T) {
+	parts := make([]string, 3000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"goods_id":%d,"num":1}`, i+1)
+	}
+	in := `{"order_id":"big","items":[` + strings.Join(parts, ",") + `]}`
+	_, err := DecodeOrderPlaced([]byte(in))
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("err = %v, want *InvalidError", err)
+	}
+	if len(inv.Lines) != MaxLines || inv.ItemsTotal != 3000 || inv.Lines[0].GoodsID != 1 || inv.Lines[MaxLines-1].GoodsID != MaxLines {
+		t.Fatalf("lines %d (first %v), total %d; want the first %d and 3000", len(inv.Lines), inv.Lines[:1], inv.ItemsTotal, MaxLines)
+	}
+	if !strings.Contains(inv.Detail, "bytes, at most 65536 allowed") {
+		t.Fatalf("detail %q does not give the size", inv.Detail)
+	}
+	b, err := Rejected(inv.OrderID, ReasonInvalidOrder, inv.Lines, nil, time.Time{}).WithItemsTotal(inv.ItemsTotal).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 8<<10 || !strings.Contains(string(b), `"items_total":3000`) {
+		t.Fatalf("rejection is %d bytes (want a bounded size with items_total): %.200s", len(b), b)
+	}
+}
+
+func TestLimitsAreEnforced(t *testing.T) {
+	d := NewDecoder(Limits{MaxMessageBytes: 200, MaxLines: 2, MaxNum: 10, MaxOrderIDBytes: 4})
+	for _, c := range []struct {
+		in     string
+		dead   bool
+		detail string
+	}{
+		{in: `{"order_id":"ABCDE","items":[{"goods_id":1,"num":1}]}`, dead: true},
+		{in: `{"order_id":"ABCD","items":[{"goods_id":1,"num":1},{"goods_id":2,"num":1},{"goods_id":3,"num":1}]}`, detail: "3 items, at most 2"},
+		{in: `{"order_id":"ABCD","items":[{"goods_id":1,"num":11}]}`, detail: "num must be at most 10"},
+		{in: `{"order_id":"ABCD","items":[{"goods_id":1,"num":6},{"goods_id":1,"num":5}]}`, detail: "summed num of goods 1 is 11"},
+		{in: `{"order_id":"ABCD","items":[{"goods_id":1,"num":1}],"pad":"` + strings.Repeat("x", 200) + `"}`, detail: "at most 200 allowed"},
+	} {
+		_, err := d.OrderPlaced([]byte(c.in))
+		var inv *InvalidError
+		switch {
+		case c.dead && !errors.Is(err, ErrUndecodable):
+			t.Errorf("%.60s: err = %v, want a dead letter", c.in, err)
+		case !c.dead && (!errors.As(err, &inv) || !strings.Contains(inv.Detail, c.detail)):
+			t.Errorf("%.60s: err = %v, want invalid with %q", c.in, err, c.detail)
+		}
+	}
+	if _, err := d.OrderPlaced([]byte(`{"order_id":"ABCD","items":[{"goods_id":1,"num":10},{"goods_id":2,"num":10}]}`)); err != nil {
+		t.Errorf("an order at every limit: %v", err)
+	}
+	for _, l := range []Limits{{MaxOrderIDBytes: 256}, {MaxLines: -1}, {MaxNum: -5}, {MaxMessageBytes: -1}} {
+		if l.Validate() == nil {
+			t.Errorf("limits %+v accepted", l)
+		}
+	}
+	if err := DefaultLimits().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorDetailsAreBounded(t *testing.T) {
+	huge := strings.Repeat("9", 5000)
+	for _, in := range []string{
+		`{"order_id":"A","items":[{"goods_id":"` + huge + `","num":1}]}`,
+		`{"order_id":"A","items":[{"goods_id":1,"num":` + huge + `}]}`,
+		`{"order_id":"A","items":[{"goods_id":1,"num":1}],"placed_at":"` + huge + `"}`,
+	} {
+		_, err := DecodeOrderPlaced([]byte(in))
+		if err == nil || len(err.Error()) > 300 {
+			t.Errorf("error of %d bytes: %.300v", len(fmt.Sprint(err)), err)
+		}
 	}
 }

@@ -2,15 +2,20 @@ package events
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzDecodeOrderPlaced checks that every input lands in exactly one of the three
-// kinds, never panics, and that a valid order keeps the contract's invariants.
+// kinds, never panics, and that each kind keeps the contract's invariants.
 // Run it with: go test ./events -run '^$' -fuzz FuzzDecodeOrderPlaced -fuzztime 30s
+// Inputs it finds land in testdata/fuzz/FuzzDecodeOrderPlaced, which go test
+// replays and the end-to-end corpus test sends through the real broker.
 func FuzzDecodeOrderPlaced(f *testing.F) {
 	for _, seed := range []string{
 		`{"order_id":"A1001","items":[{"goods_id":16,"num":1},{"goods_id":17,"num":2}]}`,
@@ -18,6 +23,9 @@ func FuzzDecodeOrderPlaced(f *testing.F) {
 		`{"order_id":"A","items":[]}`,
 		`{"order_id":"","items":[]}`,
 		`{"order_id":"A","items":[{"goods_id":1.5,"num":1}],"placed_at":"x"}`,
+		`{"order_id":"A\ud800","items":[{"goods_id":1,"num":1}]}`,
+		`{"order_id":"A","order_id":"B","items":[{"goods_id":1,"num":1}]}`,
+		"{\"order_id\":\"U\xff\xfeV\",\"items\":[{\"goods_id\":1,\"num\":1}]}",
 		`[]`, `null`, `"x"`, `{`, "\xff\xfe",
 	} {
 		f.Add([]byte(seed))
@@ -27,6 +35,9 @@ func FuzzDecodeOrderPlaced(f *testing.F) {
 		var inv *InvalidError
 		switch {
 		case err == nil:
+			if !utf8.Valid(b) || loneSurrogate(b) >= 0 {
+				t.Fatalf("accepted a message that is not clean UTF-8")
+			}
 			if o.OrderID == "" || len(o.OrderID) > MaxOrderIDBytes {
 				t.Fatalf("valid order with bad order_id %q", o.OrderID)
 			}
@@ -44,7 +55,7 @@ func FuzzDecodeOrderPlaced(f *testing.F) {
 					t.Fatalf("duplicate goods %d not merged", l.GoodsID)
 				}
 			}
-			// Encoding a valid order and decoding it again is stable.
+			// Encoding a valid order and decoding it again keeps it byte for byte.
 			again, err := EncodeOrderPlaced(o)
 			if err != nil {
 				t.Fatal(err)
@@ -54,15 +65,92 @@ func FuzzDecodeOrderPlaced(f *testing.F) {
 				t.Fatalf("re-decode of %s: %+v, %v", again, o2, err)
 			}
 		case errors.As(err, &inv):
-			if errors.Is(err, ErrUndecodable) || inv.OrderID == "" || len(inv.OrderID) > MaxOrderIDBytes {
+			if errors.Is(err, ErrUndecodable) || inv.OrderID == "" || len(inv.OrderID) > MaxOrderIDBytes || !utf8.ValidString(inv.OrderID) {
 				t.Fatalf("invalid order with unusable order_id: %v", err)
 			}
-			if _, err := Rejected(inv.OrderID, ReasonInvalidOrder, inv.Lines, nil, timeZero).Encode(); err != nil {
+			if len(inv.Lines) > MaxLines {
+				t.Fatalf("an invalid order lists %d lines", len(inv.Lines))
+			}
+			ev, err := Rejected(inv.OrderID, ReasonInvalidOrder, inv.Lines, nil, timeZero).WithItemsTotal(inv.ItemsTotal).Encode()
+			if err != nil {
 				t.Fatalf("cannot encode the rejection: %v", err)
 			}
+			if len(ev) > 16<<10 {
+				t.Fatalf("the rejection is %d bytes", len(ev))
+			}
 		case errors.Is(err, ErrUndecodable):
+			if len(err.Error()) > 512 {
+				t.Fatalf("dead-letter error of %d bytes", len(err.Error()))
+			}
 		default:
 			t.Fatalf("error of no known kind: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeOrderCancelled: a cancel either names a usable order_id or is a
+// dead letter; it never panics.
+func FuzzDecodeOrderCancelled(f *testing.F) {
+	for _, seed := range []string{`{"order_id":"A1001"}`, `{"order_id":"A1001 "}`, `{"order_id":""}`, `{"order_id":"\udfff"}`, `7`, "\x00"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeOrderCancelled(b)
+		switch {
+		case err == nil:
+			if c.OrderID == "" || len(c.OrderID) > MaxOrderIDBytes || !utf8.Valid(b) || loneSurrogate(b) >= 0 {
+				t.Fatalf("accepted cancel %q of %q", c.OrderID, b)
+			}
+		case !errors.Is(err, ErrUndecodable):
+			t.Fatalf("error of no known kind: %v", err)
+		}
+	})
+}
+
+// FuzzValidateLines builds orders from fuzzed numbers and compares the
+// validator's verdict with the contract computed independently: valid iff there
+// are 1..MaxLines lines, every goods_id > 0, every num in 1..MaxInt32, and no
+// goods sums past MaxInt32.
+func FuzzValidateLines(f *testing.F) {
+	f.Add(int64(16), int64(1), int64(17), int64(2), uint8(2))
+	f.Add(int64(1), int64(math.MaxInt32), int64(1), int64(1), uint8(2))
+	f.Add(int64(0), int64(1), int64(2), int64(1), uint8(1))
+	f.Add(int64(math.MaxInt64), int64(1), int64(-1), int64(0), uint8(101))
+	f.Fuzz(func(t *testing.T, g1, n1, g2, n2 int64, count uint8) {
+		n := int(count)
+		parts := make([]string, n)
+		sums := map[int64]int64{}
+		want := n >= 1 && n <= MaxLines
+		for i := range parts {
+			g, num := g1, n1
+			if i%2 == 1 {
+				g, num = g2, n2
+			}
+			parts[i] = fmt.Sprintf(`{"goods_id":%d,"num":%d}`, g, num)
+			if g <= 0 || num < 1 || num > math.MaxInt32 {
+				want = false
+			}
+			sums[g] += num
+			if sums[g] > math.MaxInt32 || sums[g] < 0 {
+				want = false
+			}
+		}
+		b := []byte(`{"order_id":"F","items":[` + strings.Join(parts, ",") + `]}`)
+		o, err := DecodeOrderPlaced(b)
+		var inv *InvalidError
+		switch {
+		case want && err != nil:
+			t.Fatalf("%s: rejected a valid order: %v", b, err)
+		case !want && err == nil:
+			t.Fatalf("%s: accepted an invalid order: %+v", b, o)
+		case !want && !errors.As(err, &inv):
+			t.Fatalf("%s: want invalid_order, got %v", b, err)
+		case want:
+			for _, l := range o.Lines {
+				if int64(l.Num) != sums[l.GoodsID] {
+					t.Fatalf("%s: goods %d num %d, want the sum %d", b, l.GoodsID, l.Num, sums[l.GoodsID])
+				}
+			}
 		}
 	})
 }

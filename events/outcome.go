@@ -29,6 +29,13 @@ func Rejected(orderID, reason string, lines []Line, available map[int64]int64, a
 	return newOutcome(TypeRejected, orderID, reason, outcomeLines(lines, available), at)
 }
 
+// WithItemsTotal returns o stating that its items are the first of an order
+// of total lines (0: all of them are listed).
+func (o Outcome) WithItemsTotal(total int) Outcome {
+	o.ItemsTotal = total
+	return o
+}
+
 func newOutcome(typ, orderID, reason string, items []OutcomeLine, at time.Time) Outcome {
 	return Outcome{
 		Type:       typ,

@@ -2,12 +2,6 @@ package events
 
 import "time"
 
-// Limits of the order-placed contract.
-const (
-	MaxOrderIDBytes = 128
-	MaxLines        = 100
-)
-
 // Outcome event types, also sent as the Kafka header "type".
 const (
 	TypeDeducted = "stock-deducted"
@@ -52,10 +46,13 @@ type OutcomeLine struct {
 
 // Outcome is a stock-deducted, stock-rejected or stock-released event.
 type Outcome struct {
-	Type       string        `json:"type"`
-	EventID    string        `json:"event_id"`
-	OrderID    string        `json:"order_id"`
-	Reason     string        `json:"reason,omitempty"`
-	Items      []OutcomeLine `json:"items"`
-	OccurredAt time.Time     `json:"occurred_at"`
+	Type    string        `json:"type"`
+	EventID string        `json:"event_id"`
+	OrderID string        `json:"order_id"`
+	Reason  string        `json:"reason,omitempty"`
+	Items   []OutcomeLine `json:"items"`
+	// ItemsTotal is set on an invalid_order rejection whose items list only
+	// the first lines of a longer order: how many lines the order had.
+	ItemsTotal int       `json:"items_total,omitempty"`
+	OccurredAt time.Time `json:"occurred_at"`
 }

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,7 +18,31 @@ const (
 	HeaderSourceTopic     = "source-topic"
 	HeaderSourcePartition = "source-partition"
 	HeaderSourceOffset    = "source-offset"
+	// HeaderKind says why a message is on the dead-letter topic: KindUndecodable
+	// (its bytes are not an order) or KindPoison (handling it kept failing).
+	HeaderKind = "dead-letter-kind"
+	// HeaderAttempts counts the attempts made at a poison message.
+	HeaderAttempts = "attempts"
+	// HeaderTruncatedKey and HeaderTruncatedValue hold the original size in
+	// bytes of a key or value cut to fit MaxDeadLetterBytes.
+	HeaderTruncatedKey   = "truncated-key-bytes"
+	HeaderTruncatedValue = "truncated-value-bytes"
 )
+
+// Dead-letter kinds (HeaderKind).
+const (
+	KindUndecodable = "undecodable"
+	KindPoison      = "poison"
+)
+
+// MaxDeadLetterBytes bounds a dead letter (key, value and headers): below the
+// broker's default message.max.bytes (1,048,588 for the record batch) and the
+// writer's batch limit, so a copy of a message close to 1 MB cannot fail the
+// publish of every answer it travels with.
+const MaxDeadLetterBytes = 1_000_000
+
+// maxErrorHeader bounds the error header.
+const maxErrorHeader = 2048
 
 // Options tune a Publisher. The zero value gives the documented defaults.
 type Options struct {
@@ -52,6 +77,9 @@ func New(brokers []string, opts Options) *Publisher {
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: opts.BatchTimeout,
+		// Larger than any dead letter (MaxDeadLetterBytes): the writer
+		// refuses a whole call with a message beyond it.
+		BatchBytes:   1 << 20,
 		WriteTimeout: opts.WriteTimeout,
 		ReadTimeout:  opts.WriteTimeout,
 		// Topics are created by EnsureTopics; a typo must fail, not create one.
@@ -89,18 +117,88 @@ func Outcome(topic, orderID, eventType string, payload []byte) kafka.Message {
 	}
 }
 
-// DeadLetter is the message that parks src on the dead-letter topic: the
-// original key and value, with the error and the source position in headers.
+// DeadLetter is the message that parks src on the dead-letter topic because
+// its bytes are not an order: the original key and value, with the error and
+// the source position in headers (see Letter).
 func DeadLetter(topic string, src kafka.Message, cause error) kafka.Message {
-	return kafka.Message{
+	return Letter(topic, src, KindUndecodable, cause, 0)
+}
+
+// Letter is the dead letter of src: the original key and value with headers
+// error, source-topic, source-partition, source-offset, dead-letter-kind and,
+// for poison, attempts. A letter larger than MaxDeadLetterBytes keeps its
+// headers and as much of the key and value as fits; the headers
+// truncated-key-bytes / truncated-value-bytes then give the original sizes.
+func Letter(topic string, src kafka.Message, kind string, cause error, attempts int) kafka.Message {
+	msg := kafka.Message{
 		Topic: topic,
 		Key:   src.Key,
 		Value: src.Value,
 		Headers: []kafka.Header{
-			{Key: HeaderError, Value: []byte(cause.Error())},
+			{Key: HeaderError, Value: clip([]byte(cause.Error()), maxErrorHeader)},
 			{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
 			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(src.Partition))},
 			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(src.Offset, 10))},
+			{Key: HeaderKind, Value: []byte(kind)},
 		},
 	}
+	if attempts > 0 {
+		msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(attempts))})
+	}
+	// Room for key and value: the limit less the headers (with room for the
+	// two truncation headers) and the record's own overhead.
+	room := MaxDeadLetterBytes - 256
+	for _, h := range msg.Headers {
+		room -= len(h.Key) + len(h.Value) + 10
+	}
+	if len(msg.Key)+len(msg.Value) <= room {
+		return msg
+	}
+	if keyRoom := room / 4; len(msg.Key) > keyRoom {
+		msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderTruncatedKey, Value: []byte(strconv.Itoa(len(msg.Key)))})
+		msg.Key = msg.Key[:keyRoom]
+	}
+	if valueRoom := room - len(msg.Key); len(msg.Value) > valueRoom {
+		msg.Headers = append(msg.Headers, kafka.Header{Key: HeaderTruncatedValue, Value: []byte(strconv.Itoa(len(msg.Value)))})
+		msg.Value = msg.Value[:valueRoom]
+	}
+	return msg
+}
+
+// Header returns the value of the first header called key, and whether there is one.
+func Header(m kafka.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// clip returns b cut to at most n bytes, marked as cut.
+func clip(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	return append(b[:n-len("…"):n-len("…")], "…"...)
+}
+
+// PerMessage reports whether a publish failed because of one message itself
+// (too large, or a record the broker refuses), which no wait heals, rather than
+// because of the cluster (a broker, leader or coordinator away, a topic
+// missing or not authorised), which waiting may heal and which fails every
+// message alike.
+func PerMessage(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil && PerMessage(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var tooLarge kafka.MessageTooLargeError
+	return errors.As(err, &tooLarge) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) ||
+		errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidMessage) || errors.Is(err, kafka.InvalidMessageSize)
 }

@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	orders        *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
+	poison        *prometheus.CounterVec
 	cancellations *prometheus.CounterVec
 	deduct        *prometheus.HistogramVec
 	batchSize     prometheus.Histogram
@@ -31,6 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stockflow_dead_letters_total",
 			Help: "Messages sent to the dead-letter topic, by source topic.",
+		}, []string{"topic"}),
+		poison: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stockflow_poison_total",
+			Help: "Messages parked on the dead-letter topic because handling them kept failing on their own while the services answered, by source topic.",
 		}, []string{"topic"}),
 		cancellations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stockflow_cancellations_total",
@@ -60,10 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"topic", "partition"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stockflow_ready",
-			Help: "1 while the worker's last batch succeeded, 0 while it is retrying a failure.",
+			Help: "1 while every member's last batch succeeded, 0 while one is retrying a failure.",
 		}),
 	}
-	reg.MustRegister(m.orders, m.deadLetters, m.cancellations, m.deduct, m.batchSize, m.retries, m.dbRetries, m.lag, m.ready)
+	reg.MustRegister(m.orders, m.deadLetters, m.poison, m.cancellations, m.deduct, m.batchSize, m.retries, m.dbRetries, m.lag, m.ready)
 	return m
 }
 
@@ -83,6 +88,13 @@ func (m *Metrics) answered(outcome string, replayed bool) {
 func (m *Metrics) deadLetter(topic string) {
 	if m != nil {
 		m.orders.WithLabelValues("dead_letter", "false").Inc()
+		m.deadLetters.WithLabelValues(topic).Inc()
+	}
+}
+
+func (m *Metrics) poisoned(topic string) {
+	if m != nil {
+		m.poison.WithLabelValues(topic).Inc()
 		m.deadLetters.WithLabelValues(topic).Inc()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 // Deductor decides one order under a lock strategy: it deducts every line or
 // none, records the decision in the ledger in the same transaction, and returns
 // it. A redelivered order returns the first decision and changes nothing. An
-// error means nothing was decided; it is retried, never turned into a rejection.
+// error means nothing was decided; it is never turned into a rejection.
 type Deductor interface {
 	Deduct(ctx context.Context, o events.OrderPlaced) (db.Decision, error)
 }
@@ -33,9 +32,11 @@ type BatchDeductor interface {
 
 // Ledger records what needs no stock lock strategy: rejections of invalid
 // orders, and cancellations. Both return the first result on redelivery.
+// Released returns the stock-released events recorded for the given orders.
 type Ledger interface {
-	Reject(ctx context.Context, orderID, reason string, lines []events.Line) (db.Decision, error)
+	Reject(ctx context.Context, orderID, reason string, lines []events.Line, itemsTotal int) (db.Decision, error)
 	Cancel(ctx context.Context, orderID string) (db.Cancellation, error)
+	Released(ctx context.Context, orderIDs []string) (map[string][]byte, error)
 }
 
 // Publisher writes messages and returns once they are acknowledged (acks=all).
@@ -43,11 +44,22 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// Reader is one group member's connection to Kafka; *kafka.Reader is one.
+// FetchMessage blocks for the next message of the member's partitions;
+// CommitMessages commits, per partition, the offset after the highest message
+// given; Close leaves the group.
+type Reader interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
 var (
 	_ Deductor      = (*db.Pessimistic)(nil)
 	_ BatchDeductor = (*db.Batch)(nil)
 	_ Ledger        = (*db.Ledger)(nil)
 	_ Publisher     = (*producer.Publisher)(nil)
+	_ Reader        = (*kafka.Reader)(nil)
 )
 
 // Config configures a Worker. Brokers, GroupID, OrdersTopic, EventsTopic and
@@ -79,6 +91,23 @@ type Config struct {
 	// own reader and loop, so one process works on several partitions at once.
 	// Default 1.
 	Consumers int
+	// Limits bound what one message may hold (events.Limits; zero fields
+	// take their defaults). They are enforced before any database work.
+	Limits events.Limits
+	// PoisonAttempts bounds the attempts at a batch that fails with an error
+	// that is not transient, and again at a message that still fails on its
+	// own once the batch is split; such a message is then parked on DLQTopic.
+	// Transient failures never count. Default 6 (about three seconds of
+	// backoff from MinBackoff 100ms).
+	PoisonAttempts int
+	// Probe, when set, checks that the services answer (see db.Ledger.Probe).
+	// A message is parked only while it succeeds: a failure that hits every
+	// message alike is an outage, retried until it passes, never a reason to
+	// move good orders to the dead-letter topic.
+	Probe func(ctx context.Context) error
+	// OpenReader opens a member's Reader. Default kafka.NewReader; tests
+	// replace it.
+	OpenReader func(kafka.ReaderConfig) Reader
 	// Metrics, when set, counts what the worker does.
 	Metrics *Metrics
 }
@@ -96,6 +125,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: ORDERS_TOPIC %q must differ from CANCELLED_TOPIC, EVENTS_TOPIC and DLQ_TOPIC", c.OrdersTopic)
 	case c.CancelledTopic != "" && (c.CancelledTopic == c.EventsTopic || c.CancelledTopic == c.DLQTopic):
 		return fmt.Errorf("worker: CANCELLED_TOPIC %q must differ from EVENTS_TOPIC and DLQ_TOPIC", c.CancelledTopic)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
 }
@@ -119,6 +151,12 @@ func (c Config) withDefaults() Config {
 	if c.Consumers <= 0 {
 		c.Consumers = 1
 	}
+	if c.PoisonAttempts <= 0 {
+		c.PoisonAttempts = 6
+	}
+	if c.OpenReader == nil {
+		c.OpenReader = func(rc kafka.ReaderConfig) Reader { return kafka.NewReader(rc) }
+	}
 	return c
 }
 
@@ -126,6 +164,7 @@ func (c Config) withDefaults() Config {
 // New; Run it once.
 type Worker struct {
 	cfg    Config
+	dec    *events.Decoder
 	deduct Deductor
 	ledger Ledger
 	pub    Publisher
@@ -144,12 +183,12 @@ func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Wor
 		log = zap.NewNop()
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, deduct: d, ledger: l, pub: pub, log: log.With(zap.String("strategy", cfg.Strategy)),
-		failures: make([]error, cfg.Consumers)}, nil
+	return &Worker{cfg: cfg, dec: events.NewDecoder(cfg.Limits), deduct: d, ledger: l, pub: pub,
+		log: log.With(zap.String("strategy", cfg.Strategy)), failures: make([]error, cfg.Consumers)}, nil
 }
 
 // Ready returns nil while the worker is making progress, and the failure it is
-// retrying (a dependency down, retries exhausted) otherwise.
+// retrying (a dependency down, a message that keeps failing) otherwise.
 func (w *Worker) Ready() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -176,7 +215,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// consume is one group member's loop: fetch a batch, process it, commit.
+// consume is one group member's loop: fetch a batch, settle it (every message
+// answered or parked), commit.
 func (w *Worker) consume(ctx context.Context, id int) error {
 	log := w.log.With(zap.Int("consumer", id))
 	rc := kafka.ReaderConfig{
@@ -199,7 +239,7 @@ func (w *Worker) consume(ctx context.Context, id int) error {
 	} else {
 		rc.Topic = w.cfg.OrdersTopic
 	}
-	r := kafka.NewReader(rc)
+	r := w.cfg.OpenReader(rc)
 	// Closing the reader leaves the group at once, so partitions move to the
 	// other pods without waiting for the session timeout.
 	defer func() {
@@ -227,8 +267,8 @@ func (w *Worker) consume(ctx context.Context, id int) error {
 			}
 			return fmt.Errorf("worker: fetch: %w", err)
 		}
-		if err := w.process(work, id, log, batch); err != nil {
-			// Only cancellation ends process without success; the offsets stay
+		if err := w.settle(work, id, log, batch); err != nil {
+			// Only cancellation ends settle without success; the offsets stay
 			// uncommitted and the messages are redelivered to whoever owns them next.
 			log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
 			return nil
@@ -244,7 +284,7 @@ func (w *Worker) consume(ctx context.Context, id int) error {
 }
 
 // commit commits the batch's offsets, bounded in time.
-func (w *Worker) commit(ctx context.Context, r *kafka.Reader, batch []kafka.Message) error {
+func (w *Worker) commit(ctx context.Context, r Reader, batch []kafka.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return r.CommitMessages(ctx, batch...)
@@ -252,7 +292,7 @@ func (w *Worker) commit(ctx context.Context, r *kafka.Reader, batch []kafka.Mess
 
 // fetchBatch blocks for one message, then collects more for at most BatchWait,
 // up to BatchSize. A message not taken stays queued in the reader.
-func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
+func (w *Worker) fetchBatch(ctx context.Context, r Reader) ([]kafka.Message, error) {
 	m, err := r.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
@@ -276,199 +316,6 @@ func (w *Worker) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Messa
 	return batch, nil
 }
 
-// process handles batch until it succeeds, retrying failures with capped
-// exponential backoff; while it retries the worker reports not ready. A retry
-// decides nothing twice: decided orders replay from the ledger. It returns an
-// error only when ctx ends first.
-func (w *Worker) process(ctx context.Context, id int, log *zap.Logger, batch []kafka.Message) error {
-	for attempt := 1; ; attempt++ {
-		err := w.handle(ctx, batch)
-		if err == nil {
-			if attempt > 1 {
-				log.Info("batch succeeded after retries", batchFields(batch, zap.Int("attempt", attempt))...)
-			}
-			w.setFailure(id, nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		transient := db.Transient(err)
-		w.setFailure(id, err)
-		w.cfg.Metrics.retried(transient)
-		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		logf := log.Warn
-		if !transient {
-			// Not a known transient failure: a defect or an unexpected database
-			// state. It is still retried (dropping the batch would lose orders),
-			// but loudly.
-			logf = log.Error
-		}
-		logf("batch failed, will retry", batchFields(batch, zap.Int("attempt", attempt),
-			zap.Duration("backoff", pause), zap.Bool("transient", transient), zap.Error(err))...)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// handle answers a batch: runs of order-placed messages are decided together,
-// cancellations one by one, in the order they arrived. The answers are
-// published together, in that order, with acks=all.
-func (w *Worker) handle(ctx context.Context, batch []kafka.Message) error {
-	var out []kafka.Message
-	var done []func() // metrics and logs, once the answers are published
-	for start := 0; start < len(batch); {
-		end := start + 1
-		for end < len(batch) && batch[end].Topic == batch[start].Topic {
-			end++
-		}
-		run := batch[start:end]
-		var (
-			msgs []kafka.Message
-			fin  []func()
-			err  error
-		)
-		if run[0].Topic == w.cfg.OrdersTopic {
-			msgs, fin, err = w.handleOrdersPlaced(ctx, run)
-		} else {
-			msgs, fin, err = w.handleOrdersCancelled(ctx, run)
-		}
-		if err != nil {
-			return err
-		}
-		out, done = append(out, msgs...), append(done, fin...)
-		start = end
-	}
-	if len(out) > 0 {
-		if err := w.pub.Publish(ctx, out...); err != nil {
-			return fmt.Errorf("publish %d answers: %w", len(out), err)
-		}
-	}
-	for _, f := range done {
-		f()
-	}
-	return nil
-}
-
-// handleOrdersPlaced answers order-placed messages: each gets a dead letter, an
-// invalid_order rejection, or the strategy's decision.
-func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message) ([]kafka.Message, []func(), error) {
-	out := make([]kafka.Message, len(batch))
-	decided := make([]*db.Decision, len(batch))
-	undecodable := make([]error, len(batch))
-	var (
-		orders []events.OrderPlaced
-		at     []int // batch index of each order
-	)
-	for i, m := range batch {
-		order, err := events.DecodeOrderPlaced(m.Value)
-		var invalid *events.InvalidError
-		switch {
-		case errors.As(err, &invalid):
-			d, err := w.ledger.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines)
-			if err != nil {
-				return nil, nil, fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
-			}
-			w.log.Info("invalid order", msgFields(m, zap.String("order_id", invalid.OrderID), zap.String("detail", invalid.Detail))...)
-			decided[i] = &d
-		case err != nil:
-			out[i], undecodable[i] = producer.DeadLetter(w.cfg.DLQTopic, m, err), err
-		default:
-			orders, at = append(orders, order), append(at, i)
-		}
-	}
-	if len(orders) > 0 {
-		ds, err := w.deductAll(ctx, orders)
-		if err != nil {
-			return nil, nil, err
-		}
-		for j, d := range ds {
-			decided[at[j]] = &d
-		}
-	}
-	done := make([]func(), len(batch))
-	for i, d := range decided {
-		m := batch[i]
-		if d == nil {
-			cause := undecodable[i]
-			done[i] = func() {
-				w.cfg.Metrics.deadLetter(m.Topic)
-				w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", cause))...)
-			}
-			continue
-		}
-		out[i] = producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)
-		done[i] = func() {
-			w.cfg.Metrics.answered(d.Status, d.Replayed)
-			w.log.Debug("order answered", msgFields(m, zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
-				zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
-		}
-	}
-	return out, done, nil
-}
-
-// handleOrdersCancelled gives back what each cancelled order deducted, once.
-func (w *Worker) handleOrdersCancelled(ctx context.Context, batch []kafka.Message) ([]kafka.Message, []func(), error) {
-	var (
-		out  []kafka.Message
-		done []func()
-	)
-	for _, m := range batch {
-		c, err := events.DecodeOrderCancelled(m.Value)
-		if err != nil {
-			out = append(out, producer.DeadLetter(w.cfg.DLQTopic, m, err))
-			done = append(done, func() {
-				w.cfg.Metrics.deadLetter(m.Topic)
-				w.log.Warn("dead letter", msgFields(m, zap.NamedError("cause", err))...)
-			})
-			continue
-		}
-		res, err := w.ledger.Cancel(ctx, c.OrderID)
-		if err != nil {
-			return nil, nil, fmt.Errorf("cancel order %q: %w", c.OrderID, err)
-		}
-		if res.Event != nil {
-			out = append(out, producer.Outcome(w.cfg.EventsTopic, res.OrderID, res.EventType, res.Event))
-		}
-		done = append(done, func() {
-			w.cfg.Metrics.cancelled(res.Result, res.Replayed)
-			w.log.Info("order cancelled", msgFields(m, zap.String("order_id", res.OrderID), zap.String("result", res.Result),
-				zap.Bool("replayed", res.Replayed))...)
-		})
-	}
-	return out, done, nil
-}
-
-// deductAll decides orders in order: in one call when the strategy decides
-// batches, else one by one.
-func (w *Worker) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error) {
-	if b, ok := w.deduct.(BatchDeductor); ok {
-		start := time.Now()
-		ds, err := b.DeductBatch(ctx, orders)
-		if err != nil {
-			return nil, fmt.Errorf("deduct batch of %d orders: %w", len(orders), err)
-		}
-		w.cfg.Metrics.deducted(w.cfg.Strategy, time.Since(start))
-		return ds, nil
-	}
-	ds := make([]db.Decision, len(orders))
-	for i, o := range orders {
-		start := time.Now()
-		d, err := w.deduct.Deduct(ctx, o)
-		if err != nil {
-			return nil, fmt.Errorf("deduct order %q: %w", o.OrderID, err)
-		}
-		w.cfg.Metrics.deducted(w.cfg.Strategy, time.Since(start))
-		ds[i] = d
-	}
-	return ds, nil
-}
-
 func msgFields(m kafka.Message, more ...zap.Field) []zap.Field {
 	return append([]zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset)}, more...)
 }
@@ -477,13 +324,4 @@ func batchFields(batch []kafka.Message, more ...zap.Field) []zap.Field {
 	first := batch[0]
 	return append([]zap.Field{zap.String("topic", first.Topic), zap.Int("partition", first.Partition),
 		zap.Int64("offset", first.Offset), zap.Int("batch", len(batch))}, more...)
-}
-
-// retryPause is the capped exponential backoff with jitter for attempt n.
-func retryPause(lo, hi time.Duration, n int) time.Duration {
-	d := lo << min(n-1, 20)
-	if d <= 0 || d > hi {
-		d = hi
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

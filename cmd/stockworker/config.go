@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/events"
 )
 
 // config is stockworker's configuration: each setting is an environment
@@ -35,6 +37,9 @@ type config struct {
 	BatchSize      int
 	BatchWait      time.Duration
 	Consumers      int
+	RedisPrefix    string
+	PoisonAttempts int
+	Limits         events.Limits
 }
 
 const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
@@ -121,6 +126,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 1024, "most orders fetched, decided, published and committed together")
 	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 5*time.Millisecond, "longest wait for a micro-batch to fill after its first order")
 	num(&c.Consumers, "consumers", "CONSUMERS", 2, "consumer-group members in this process, each working on its own partitions")
+	str(&c.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "stockflow:goods:", "prefix of the redis strategy's lock keys; one per deployment sharing a Redis")
+	num(&c.PoisonAttempts, "poison-attempts", "POISON_ATTEMPTS", 6, "attempts at a batch, then at a single message, that fails with a non-transient error before the message is parked on DLQ_TOPIC")
+	num(&c.Limits.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", events.DefaultMaxMessageBytes, "largest order-placed message; a larger order is rejected as invalid_order")
+	num(&c.Limits.MaxLines, "max-lines", "MAX_LINES", events.MaxLines, "most lines of one order")
+	num(&c.Limits.MaxOrderIDBytes, "max-order-id-bytes", "MAX_ORDER_ID_BYTES", events.MaxOrderIDBytes, fmt.Sprintf("longest order_id in bytes (at most %d); a longer one is a dead letter", events.OrderIDColumnBytes))
+	var maxNum int
+	num(&maxNum, "max-num", "MAX_NUM", math.MaxInt32, "largest num of a line (and of one goods summed over the order)")
 
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -128,6 +140,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if maxNum < 1 || maxNum > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("MAX_NUM must be in 1..%d, got %d", math.MaxInt32, maxNum))
+	} else {
+		c.Limits.MaxNum = int32(maxNum)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see stockworker -help)", fs.Arg(0))
@@ -154,6 +171,17 @@ func (c config) validate() error {
 	}
 	if strings.TrimSpace(c.Brokers) == "" {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	if c.PoisonAttempts < 1 {
+		errs = append(errs, fmt.Errorf("POISON_ATTEMPTS must be at least 1, got %d", c.PoisonAttempts))
+	}
+	for name, v := range map[string]int{"MAX_MESSAGE_BYTES": c.Limits.MaxMessageBytes, "MAX_LINES": c.Limits.MaxLines} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", name, v))
+		}
+	}
+	if c.Limits.MaxOrderIDBytes < 1 || c.Limits.MaxOrderIDBytes > events.OrderIDColumnBytes {
+		errs = append(errs, fmt.Errorf("MAX_ORDER_ID_BYTES must be in 1..%d (the ledger column), got %d", events.OrderIDColumnBytes, c.Limits.MaxOrderIDBytes))
 	}
 	if c.DBMaxOpen < 1 {
 		errs = append(errs, fmt.Errorf("DB_MAX_OPEN must be at least 1, got %d", c.DBMaxOpen))

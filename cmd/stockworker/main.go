@@ -155,13 +155,26 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
-	dbOpts := db.Options{OnRetry: metrics.DBRetry}
+	dbOpts := db.Options{OnRetry: metrics.DBRetry, RedisPrefix: cfg.RedisPrefix}
 	deductor, err := db.NewStrategy(cfg.Strategy, g, rdb, dbOpts)
 	if err != nil {
 		return err
 	}
+	ledger := db.NewLedger(g, dbOpts)
+	wcfg := cfg.workerConfig(brokers, metrics)
+	wcfg.Probe = func(ctx context.Context) error {
+		if err := ledger.Probe(ctx); err != nil {
+			return err
+		}
+		if rdb != nil {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+		}
+		return nil
+	}
 
-	w, err := worker.New(cfg.workerConfig(brokers, metrics), deductor, db.NewLedger(g, dbOpts), pub, log)
+	w, err := worker.New(wcfg, deductor, ledger, pub, log)
 	if err != nil {
 		return err
 	}
@@ -217,6 +230,8 @@ func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.C
 		BatchSize:      c.BatchSize,
 		BatchWait:      c.BatchWait,
 		Consumers:      c.Consumers,
+		Limits:         c.Limits,
+		PoisonAttempts: c.PoisonAttempts,
 		Metrics:        metrics,
 	}
 }
