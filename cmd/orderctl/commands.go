@@ -29,6 +29,9 @@ func lookupCommand(args []string) (command, []string, bool) {
 		{"stock list", runStockList},
 		{"stock", runStock},
 		{"watch", runWatch},
+		{"dlq list", runDLQList},
+		{"dlq replay", runDLQReplay},
+		{"dlq", runDLQ},
 		{"demo", runDemo},
 	}
 	for _, c := range commands {
@@ -54,6 +57,8 @@ Commands:
   stock get GOODS...            show the stock of goods
   stock list                    list the stocked goods
   watch                         print outcome events (stock.events) as they arrive
+  dlq list                      show the messages parked on the dead-letter topic, with their errors
+  dlq replay (-offset N | -all) put parked messages back on their source topic
   demo                          20 concurrent orders for 10 items, per lock strategy,
                                 against two real stockworker processes
 
@@ -64,6 +69,7 @@ Common flags, accepted by every command (each also an environment variable; a fl
   -orders-topic     ORDERS_TOPIC      default orders.placed
   -cancelled-topic  CANCELLED_TOPIC   default orders.cancelled
   -events-topic     EVENTS_TOPIC      default stock.events
+  -dlq-topic        DLQ_TOPIC         default orders.dlq
 
 Examples:
   orderctl stock set 16=10 17=5
@@ -71,6 +77,7 @@ Examples:
   orderctl cancel A1001
   orderctl watch -from-beginning -n 10
   orderctl load -n 10000 -goods hot -rate 2000
+  orderctl dlq list
   orderctl demo -worker bin/stockworker
 
 Run 'orderctl help COMMAND' (or 'orderctl COMMAND -help') for its flags and examples.

@@ -30,6 +30,7 @@ type config struct {
 	OrdersTopic    string
 	CancelledTopic string
 	EventsTopic    string
+	DLQTopic       string
 }
 
 // commonFlag is one shared setting: flag name, variable, default, help.
@@ -47,6 +48,7 @@ func commonFlags() []commonFlag {
 		{"orders-topic", "ORDERS_TOPIC", "orders.placed", "topic of order-placed events", func(c *config) *string { return &c.OrdersTopic }},
 		{"cancelled-topic", "CANCELLED_TOPIC", "orders.cancelled", "topic of order-cancelled events", func(c *config) *string { return &c.CancelledTopic }},
 		{"events-topic", "EVENTS_TOPIC", "stock.events", "topic of the outcome events", func(c *config) *string { return &c.EventsTopic }},
+		{"dlq-topic", "DLQ_TOPIC", "orders.dlq", "dead-letter topic (dlq list, dlq replay)", func(c *config) *string { return &c.DLQTopic }},
 	}
 }
 
