@@ -43,10 +43,11 @@ bench-short: build ## the benchmark's smoke mode (under a minute; also part of m
 	scripts/services.sh up
 	$(GO) run ./cmd/stockbench -worker $(BIN)/stockworker -short -out /tmp/stockflow-bench-short.json -svg /tmp/stockflow-bench-short.svg
 
-test: ## start every service and run all tests with -race against them, then the chaos tests
+test: ## start every service and run all tests with -race against them, the fuzz targets briefly, then the chaos tests
 	scripts/services.sh up
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 	@# The chaos tests restart MariaDB and Redis, so they run alone, after the rest.
 	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 ./cmd/stockworker
 	scripts/services.sh up
@@ -58,8 +59,14 @@ test-chaos: ## only the chaos tests (they restart MariaDB and Redis)
 test-unit: ## tests that need no service (the others skip unless CI=true)
 	$(GO) test -race -count=1 ./events/...
 
-fuzz: ## fuzz the order decoder for 60s
-	$(GO) test ./events -run '^$$' -fuzz FuzzDecodeOrderPlaced -fuzztime 60s
+FUZZ_TARGETS := FuzzDecodeOrderPlaced FuzzDecodeOrderCancelled FuzzValidateLines
+FUZZTIME     ?= 60s
+
+fuzz: ## fuzz the decoder, cancels and the line validator (FUZZTIME each, 60s); finds land in events/testdata/fuzz
+	@for f in $(FUZZ_TARGETS); do \
+	  echo "fuzz $$f for $(FUZZTIME)"; \
+	  $(GO) test ./events -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 vet: ## go vet and gofmt check
 	$(GO) vet ./...

@@ -155,3 +155,43 @@ func TestCancelRacingItsOrder(t *testing.T) {
 		t.Fatalf("stock = %d, want 1000: every order was cancelled", st)
 	}
 }
+
+// Migration 0003 upgrades a ledger written under the old PAD SPACE collation
+// in place: its rows stay, and from then on ids that differ only in trailing
+// spaces are two orders.
+func TestByteExactIDMigrationUpgradesInPlace(t *testing.T) {
+	t.Parallel()
+	g := testsvc.Database(t, 4)
+	for _, q := range []string{
+		"ALTER TABLE order_outcomes MODIFY order_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, MODIFY items TEXT NOT NULL",
+		"ALTER TABLE order_cancellations MODIFY order_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, MODIFY items TEXT NOT NULL",
+		"DELETE FROM schema_migrations WHERE version = 3",
+	} {
+		if err := g.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testsvc.Stock(t, g, 1, 10)
+	ctx := context.Background()
+	s := db.NewPessimistic(g, db.Options{})
+	if d, err := s.Deduct(ctx, order("TS1", line(1, 1))); err != nil || d.Status != db.StatusDeducted {
+		t.Fatalf("deduct = %+v, %v", d, err)
+	}
+	// The old schema's defect, for the record: the padded id replays TS1.
+	if d, err := s.Deduct(ctx, order("TS1 ", line(1, 1))); err != nil || !d.Replayed {
+		t.Fatalf("before the migration, %q = %+v, %v; want a replay of TS1 (PAD SPACE)", "TS1 ", d, err)
+	}
+	applied, err := db.Migrate(ctx, g)
+	if err != nil || len(applied) != 1 || applied[0] != 3 {
+		t.Fatalf("migrate = %v, %v", applied, err)
+	}
+	if d, err := s.Deduct(ctx, order("TS1", line(1, 1))); err != nil || !d.Replayed {
+		t.Fatalf("TS1 after the migration = %+v, %v; want its old decision", d, err)
+	}
+	if d, err := s.Deduct(ctx, order("TS1 ", line(1, 1))); err != nil || d.Replayed || d.OrderID != "TS1 " {
+		t.Fatalf("%q after the migration = %+v, %v; want an order of its own", "TS1 ", d, err)
+	}
+	if st := testsvc.Stocks(t, g, 1); st != 8 {
+		t.Fatalf("stock = %d, want 8", st)
+	}
+}

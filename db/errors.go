@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 
 	"github.com/go-sql-driver/mysql"
@@ -101,7 +102,10 @@ func Transient(err error) bool {
 	switch {
 	case errors.Is(err, ErrGuard), errors.Is(err, ErrConflict), errors.Is(err, ErrLock),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
-		errors.Is(err, sql.ErrConnDone), errors.Is(err, sql.ErrTxDone):
+		errors.Is(err, sql.ErrConnDone), errors.Is(err, sql.ErrTxDone),
+		// The connection broke mid-packet (a server restart or a proxy).
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, mysql.ErrPktSync),
+		errors.Is(err, mysql.ErrPktSyncMul), errors.Is(err, mysql.ErrMalformPkt), errors.Is(err, mysql.ErrBusyBuffer):
 		return true
 	}
 	var ne net.Error

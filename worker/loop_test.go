@@ -324,8 +324,8 @@ func TestPoisonMessageIsParkedAndThePartitionMovesOn(t *testing.T) {
 	if e, _ := producer.Header(parked, producer.HeaderError); e == "" || !strings.Contains(e, "1406") {
 		t.Errorf("error header %q does not carry the cause", e)
 	}
-	if a, _ := producer.Header(parked, producer.HeaderAttempts); a != "3" {
-		t.Errorf("attempts header %q, want 3 (PoisonAttempts)", a)
+	if a, _ := producer.Header(parked, producer.HeaderAttempts); a != "4" {
+		t.Errorf("attempts header %q, want 4 (PoisonAttempts, then one more once the services answered)", a)
 	}
 	if o, _ := producer.Header(parked, producer.HeaderSourceOffset); o != "2" {
 		t.Errorf("source-offset %q, want 2", o)
@@ -533,5 +533,37 @@ func TestReleaseFollowsARedeliveredOrder(t *testing.T) {
 	}
 	if typ, _ := producer.Header(ev[1], producer.HeaderType); typ != events.TypeReleased {
 		t.Fatalf("last event of X is %s, want %s", typ, events.TypeReleased)
+	}
+}
+
+// A message is parked only if it still fails once more after the probe says
+// the services answer: a failure that ends as the services come back parks
+// nothing.
+func TestFinalAttemptAfterTheProbeSavesAMessage(t *testing.T) {
+	r := newFakeReader(orderJSON("y"))
+	lp := newLoop(t, r)
+	var mu sync.Mutex
+	probed := false
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !probed {
+			return db.Decision{}, &mysql.MySQLError{Number: 1146, Message: "Table 'inventory' doesn't exist"}
+		}
+		return deducted(o), nil
+	}
+	lp.cfg.Probe = func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		probed = true
+		return nil
+	}
+	lp.start()
+	eventually(t, "committed", func() bool { return r.committedOffset() == 1 })
+	if dlq := byTopic(lp.p.published(), "dlq"); len(dlq) != 0 {
+		t.Fatalf("parked %d messages that succeeded on the final attempt", len(dlq))
+	}
+	if ev := byTopic(lp.p.published(), "events"); len(ev) != 1 {
+		t.Fatalf("answers = %d, want 1", len(ev))
 	}
 }

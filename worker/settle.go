@@ -73,18 +73,30 @@ func (w *Worker) settlePart(ctx context.Context, id int, log *zap.Logger, part [
 				}
 				return w.settlePart(ctx, id, log, part[mid:], 1)
 			}
-			// One message that keeps failing. Park it only if the services
-			// answer; otherwise this is an outage that happens to surface as
-			// a permanent-looking error: keep waiting, and look again after
-			// the next failure.
+			// One message that keeps failing. Park it only if it still fails
+			// once more while the services answer; otherwise this is an
+			// outage that happens to surface as a permanent-looking error:
+			// keep waiting, and look again after the next failure.
 			perr := w.probe(ctx)
 			if perr == nil {
-				return w.park(ctx, id, log, part[0], err, attempt)
+				attempt++
+				last := w.handleSafely(ctx, part)
+				switch {
+				case last == nil:
+					w.setFailure(id, nil)
+					return nil
+				case ctx.Err() != nil:
+					return ctx.Err()
+				case !transient(last):
+					return w.park(ctx, id, log, part[0], last, attempt)
+				}
+				err, isTransient = last, true
+			} else {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				err = fmt.Errorf("%w; and the services do not answer, so the message is not parked: %w", err, perr)
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			err = fmt.Errorf("%w; and the services do not answer, so the message is not parked: %w", err, perr)
 			w.setFailure(id, err)
 			permanent = budget - 1
 		}
