@@ -29,7 +29,8 @@ type Cancellation struct {
 	// stock-rejected/cancelled decision before it.
 	Events []Event
 	// Capped lists, per goods, the units that could not be given back because
-	// the stock would have passed the INT maximum (the stock is left at it).
+	// the stock would have passed the INT maximum (the stock is left at it);
+	// the release event lists only what was given back.
 	Capped []events.Line
 	// Replayed is true when the order had been cancelled before: nothing changed now.
 	Replayed bool
@@ -79,7 +80,7 @@ func (l *Ledger) Cancel(ctx context.Context, orderID string) (Cancellation, erro
 		if err != nil {
 			return Cancellation{}, err
 		}
-		var capped []events.Line
+		var capped, given []events.Line
 		for _, ln := range lines {
 			// The sum is computed in 64 bits and capped at the column's
 			// maximum: a release onto a row restocked near it since the
@@ -89,13 +90,19 @@ func (l *Ledger) Cancel(ctx context.Context, orderID string) (Cancellation, erro
 			if res.Error != nil {
 				return Cancellation{}, fmt.Errorf("release goods %d: %w", ln.GoodsID, res.Error)
 			}
+			back := ln
 			if s, ok := stock[ln.GoodsID]; ok && s+int64(ln.Num) > math.MaxInt32 {
-				capped = append(capped, events.Line{GoodsID: ln.GoodsID, Num: int32(s + int64(ln.Num) - math.MaxInt32)})
+				lost := int32(s + int64(ln.Num) - math.MaxInt32)
+				capped = append(capped, events.Line{GoodsID: ln.GoodsID, Num: lost})
+				back.Num -= lost
+			}
+			if back.Num > 0 {
+				given = append(given, back)
 			}
 			// A goods row deleted since the deduction has nowhere to go back to;
 			// the release event still lists what the order held.
 		}
-		c, err := l.recordCancel(tx, orderID, CancelReleased, lines)
+		c, err := l.recordCancel(tx, orderID, CancelReleased, given)
 		c.Capped = capped
 		return c, err
 	})

@@ -2,10 +2,13 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"io"
 	"math"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/internal/testsvc"
@@ -128,6 +131,9 @@ func TestReleaseNearTheIntMaximumCaps(t *testing.T) {
 	if s := testsvc.Stocks(t, g, 1); s != math.MaxInt32 {
 		t.Fatalf("stock = %d, want %d", s, math.MaxInt32)
 	}
+	if o, err := events.DecodeOutcome(c.Events[0].Payload); err != nil || len(o.Items) != 1 || o.Items[0].Num != 10 {
+		t.Fatalf("the release must list what was given back (10): %s", c.Events[0].Payload)
+	}
 }
 
 // A cancel racing its own order: whichever commits first, the stock ends as if
@@ -193,5 +199,31 @@ func TestByteExactIDMigrationUpgradesInPlace(t *testing.T) {
 	}
 	if st := testsvc.Stocks(t, g, 1); st != 8 {
 		t.Fatalf("stock = %d, want 8", st)
+	}
+}
+
+func TestTransientClassification(t *testing.T) {
+	state := func(s string) [5]byte { var b [5]byte; copy(b[:], s); return b }
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&mysql.MySQLError{Number: 1213}, true},
+		{&mysql.MySQLError{Number: 1969, SQLState: state("70100")}, true},
+		{&mysql.MySQLError{Number: 9999, SQLState: state("08S01")}, true},
+		{&mysql.MySQLError{Number: 1406, SQLState: state("22001")}, false},
+		{&mysql.MySQLError{Number: 1264, SQLState: state("22003")}, false},
+		{&mysql.MySQLError{Number: 1146, SQLState: state("42S02")}, false},
+		{fmt.Errorf("x: %w after 10 attempts: %w", db.ErrRetriesExhausted, &mysql.MySQLError{Number: 1062}), false},
+		{fmt.Errorf("x: %w after 10 attempts: %w", db.ErrRetriesExhausted, &mysql.MySQLError{Number: 1213}), true},
+		{fmt.Errorf("x: %w after 10 attempts: %w", db.ErrRetriesExhausted, db.ErrConflict), true},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{context.DeadlineExceeded, true},
+		{context.Canceled, false},
+		{fmt.Errorf("commit: %w", sql.ErrTxDone), true},
+	} {
+		if got := db.Transient(c.err); got != c.want {
+			t.Errorf("Transient(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -59,7 +59,13 @@ var transientServerErrors = map[uint16]bool{
 	errDeadlock:         true,
 	errLockWaitTimeout:  true,
 	errSnapshotConflict: true,
+	1021:                true, // disk full
 	1040:                true, // too many connections
+	1047:                true, // MariaDB Galera: node not ready (WSREP)
+	1114:                true, // table is full
+	1203:                true, // user has too many active connections
+	1226:                true, // user exceeded a resource limit
+	1412:                true, // table definition changed (online DDL)
 	1053:                true, // server shutdown in progress
 	1077:                true, // normal shutdown
 	1079:                true, // shutdown complete
@@ -74,6 +80,7 @@ var transientServerErrors = map[uint16]bool{
 	1317:                true, // query execution was interrupted
 	1836:                true, // read-only mode
 	1927:                true, // MariaDB: connection was killed
+	1969:                true, // MariaDB: max_statement_time exceeded
 	3024:                true, // MySQL: max_execution_time exceeded
 	4031:                true, // MySQL: disconnected for inactivity
 }
@@ -97,7 +104,7 @@ func Transient(err error) bool {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return transientServerErrors[me.Number]
+		return transientServerErrors[me.Number] || transientState(me.SQLState)
 	}
 	switch {
 	case errors.Is(err, ErrGuard), errors.Is(err, ErrConflict), errors.Is(err, ErrLock),
@@ -114,6 +121,14 @@ func Transient(err error) bool {
 	}
 	var oe *net.OpError
 	return errors.As(err, &oe)
+}
+
+// transientState reports SQLSTATEs that heal by waiting, whatever the error
+// number: connection exceptions (class 08), serialization failures (40001),
+// a query interrupted or timed out (70100, HYT00).
+func transientState(state [5]byte) bool {
+	s := string(state[:])
+	return s[:2] == "08" || s == "40001" || s == "70100" || s == "HYT00"
 }
 
 // RetryCause names why an attempt was retried, for metrics: deadlock,

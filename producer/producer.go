@@ -165,6 +165,30 @@ func Letter(topic string, src kafka.Message, kind string, cause error, attempts 
 	return msg
 }
 
+// Shrink returns letter with less of the original in it, for a dead-letter
+// topic that refused it as too large or invalid: first without its value, then
+// without its key as well (the truncation headers keep the original sizes).
+// ok is false when there is nothing left to drop.
+func Shrink(letter kafka.Message) (kafka.Message, bool) {
+	cut := func(header string, size int) {
+		if _, ok := Header(letter, header); !ok {
+			letter.Headers = append(letter.Headers[:len(letter.Headers):len(letter.Headers)],
+				kafka.Header{Key: header, Value: []byte(strconv.Itoa(size))})
+		}
+	}
+	switch {
+	case len(letter.Value) > 0:
+		cut(HeaderTruncatedValue, len(letter.Value))
+		letter.Value = nil
+	case len(letter.Key) > 0:
+		cut(HeaderTruncatedKey, len(letter.Key))
+		letter.Key = nil
+	default:
+		return letter, false
+	}
+	return letter, true
+}
+
 // Header returns the value of the first header called key, and whether there is one.
 func Header(m kafka.Message, key string) (string, bool) {
 	for _, h := range m.Headers {
@@ -199,6 +223,8 @@ func PerMessage(err error) bool {
 		return false
 	}
 	var tooLarge kafka.MessageTooLargeError
+	// InvalidMessage (a CRC mismatch) is left out: the bytes were damaged on
+	// the way, and sending them again heals it.
 	return errors.As(err, &tooLarge) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) ||
-		errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidMessage) || errors.Is(err, kafka.InvalidMessageSize)
+		errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidMessageSize)
 }

@@ -109,19 +109,44 @@ func (w *Worker) republishReleases(ctx context.Context, a *answers) error {
 }
 
 // handleOrdersPlaced answers order-placed messages: each gets a dead letter, an
-// invalid_order rejection, or the strategy's decision.
+// invalid_order rejection, or the strategy's decision. Decisions are taken in
+// offset order: valid orders are decided together (one call of a batch
+// strategy), but an invalid order whose id is among the valid ones waiting is
+// recorded only after they are decided, so which copy of an order decides it
+// never depends on where a batch starts or ends.
 func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message, a *answers) error {
 	decided := make([]*db.Decision, len(batch))
 	undecodable := make([]error, len(batch))
 	var (
-		orders []events.OrderPlaced
-		at     []int // batch index of each order
+		orders  []events.OrderPlaced
+		at      []int // batch index of each order
+		waiting = map[string]bool{}
 	)
+	flush := func() error {
+		if len(orders) == 0 {
+			return nil
+		}
+		ds, err := w.deductAll(ctx, orders)
+		if err != nil {
+			return err
+		}
+		for j, d := range ds {
+			decided[at[j]] = &d
+		}
+		orders, at = orders[:0], at[:0]
+		clear(waiting)
+		return nil
+	}
 	for i, m := range batch {
 		order, err := w.dec.OrderPlaced(m.Value)
 		var invalid *events.InvalidError
 		switch {
 		case errors.As(err, &invalid):
+			if waiting[invalid.OrderID] {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			d, err := w.ledger.Reject(ctx, invalid.OrderID, events.ReasonInvalidOrder, invalid.Lines, invalid.ItemsTotal)
 			if err != nil {
 				return fmt.Errorf("reject invalid order %q: %w", invalid.OrderID, err)
@@ -132,16 +157,11 @@ func (w *Worker) handleOrdersPlaced(ctx context.Context, batch []kafka.Message, 
 			undecodable[i] = err
 		default:
 			orders, at = append(orders, order), append(at, i)
+			waiting[order.OrderID] = true
 		}
 	}
-	if len(orders) > 0 {
-		ds, err := w.deductAll(ctx, orders)
-		if err != nil {
-			return err
-		}
-		for j, d := range ds {
-			decided[at[j]] = &d
-		}
+	if err := flush(); err != nil {
+		return err
 	}
 	for i, d := range decided {
 		m := batch[i]

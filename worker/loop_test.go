@@ -567,3 +567,84 @@ func TestFinalAttemptAfterTheProbeSavesAMessage(t *testing.T) {
 		t.Fatalf("answers = %d, want 1", len(ev))
 	}
 }
+
+// A dead-letter topic that refuses the letter as too large gets it without
+// its value: the partition still moves on.
+func TestParkShrinksALetterTheDLQRefuses(t *testing.T) {
+	r := newFakeReader(orderJSON("poison"), orderJSON("ok"))
+	lp := newLoop(t, r)
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+		if o.OrderID == "poison" {
+			return db.Decision{}, errTooLong
+		}
+		return deducted(o), nil
+	}
+	lp.p.fail = func(msgs []kafka.Message) error {
+		for _, m := range msgs {
+			if m.Topic == "dlq" && len(m.Value) > 0 {
+				return kafka.WriteErrors{kafka.MessageSizeTooLarge}
+			}
+		}
+		return nil
+	}
+	lp.start()
+	eventually(t, "all committed", func() bool { return r.committedOffset() == 2 })
+	dlq := byTopic(lp.p.published(), "dlq")
+	if len(dlq) != 1 || len(dlq[0].Value) != 0 || string(dlq[0].Key) != "k0" {
+		t.Fatalf("dead letters = %+v", dlq)
+	}
+	if v, _ := producer.Header(dlq[0], producer.HeaderTruncatedValue); v != strconv.Itoa(len(orderJSON("poison"))) {
+		t.Errorf("truncated-value-bytes = %q", v)
+	}
+}
+
+// When message after message is parked for one cause and nothing else is
+// answered, parking is held back (not ready) for ParkHold: a systemic fault
+// the probe cannot see does not drain the backlog into the DLQ at once.
+func TestSystemicParkingIsHeldBack(t *testing.T) {
+	r := newFakeReader(orderJSON("p1"), orderJSON("p2"), orderJSON("p3"), orderJSON("p4"), orderJSON("p5"))
+	lp := newLoop(t, r)
+	lp.cfg.BatchSize = 1
+	lp.cfg.ParkHold = 300 * time.Millisecond
+	lp.d.decide = func(context.Context, events.OrderPlaced) (db.Decision, error) {
+		return db.Decision{}, &mysql.MySQLError{Number: 1054, Message: "Unknown column 'x' in 'field list'"}
+	}
+	lp.start()
+	eventually(t, "three parked", func() bool { return r.committedOffset() == 3 })
+	heldAt := time.Now()
+	eventually(t, "the hold reported", func() bool { err := lp.w.Ready(); return err != nil && strings.Contains(err.Error(), "held back") })
+	eventually(t, "the fourth parked after the hold", func() bool { return r.committedOffset() == 4 })
+	if took := time.Since(heldAt); took < 200*time.Millisecond {
+		t.Fatalf("the fourth message was parked %v after the third: not held", took)
+	}
+	if got := metricValue(t, lp.reg, "stockflow_poison_total", nil); got < 4 {
+		t.Fatalf("poison_total = %v", got)
+	}
+}
+
+// A drain that ends while a split batch is being settled commits the part
+// already answered: it is not answered again, and the poison is not parked twice.
+func TestDrainCommitsTheSettledPrefix(t *testing.T) {
+	r := newFakeReader(orderJSON("a"), orderJSON("stuck"))
+	lp := newLoop(t, r)
+	lp.cfg.DrainTimeout = 100 * time.Millisecond
+	lp.cfg.PoisonAttempts = 2
+	var mu sync.Mutex
+	tries := 0
+	lp.d.decide = func(ctx context.Context, o events.OrderPlaced) (db.Decision, error) {
+		if o.OrderID != "stuck" {
+			return deducted(o), nil
+		}
+		mu.Lock()
+		tries++
+		mu.Unlock()
+		return db.Decision{}, errTooLong
+	}
+	lp.cfg.Probe = func(context.Context) error { return errors.New("services down") } // never parks
+	lp.start()
+	eventually(t, "the split reached the stuck order alone", func() bool { mu.Lock(); defer mu.Unlock(); return tries >= 5 })
+	lp.stop()
+	if c := r.committedOffset(); c != 1 {
+		t.Fatalf("committed up to %d; want 1 (the answered prefix)", c)
+	}
+}

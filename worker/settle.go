@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/producer"
@@ -20,90 +21,137 @@ import (
 //   - transient (a dependency down, a timeout, a deadlock, a lock wait, a broker
 //     or leader away): it heals by waiting. The batch is retried with capped
 //     exponential backoff for as long as it takes, the member reports not ready,
-//     and nothing is rejected or dead-lettered because of it.
+//     and nothing is rejected or dead-lettered because of it. A batch that keeps
+//     timing out is split (smaller transactions may fit the deadline), but a
+//     message is never parked for a transient failure.
 //   - permanent (anything else: a statement the database refuses for this data,
 //     a message the broker refuses, a panic): retrying the same input fails the
 //     same way, so it must not stop the partition. The batch gets
 //     PoisonAttempts attempts, then it is split in halves, each tried once and
 //     split again on failure, until the messages that fail on their own are
 //     found; the others are answered normally. A message that still fails
-//     after PoisonAttempts attempts of its own, while Probe says the services
-//     answer, is parked on the dead-letter topic and its offset is committed
-//     with the rest.
+//     after PoisonAttempts attempts of its own, and once more after Probe says
+//     the services answer, is parked on the dead-letter topic and its offset is
+//     committed with the rest.
+//
+// Parking is held back when it looks systemic: once parkRun messages in a row
+// were parked for the same cause with nothing answered in between, the next
+// message failing that way is retried (not ready) for up to Config.ParkHold
+// before it is parked, so a misconfiguration the probe cannot see (a missing column, a
+// statement timeout) does not drain the backlog into the dead-letter topic
+// before an alert on stockflow_poison_total reaches someone.
+const parkRun = 3
 
-// settle answers or parks every message of batch. It returns nil once done,
-// and an error only when ctx ends first (the caller then commits nothing).
-func (w *Worker) settle(ctx context.Context, id int, log *zap.Logger, batch []kafka.Message) error {
-	return w.settlePart(ctx, id, log, batch, w.cfg.PoisonAttempts)
+// member is one group member's settling state, kept across its batches.
+type member struct {
+	id  int
+	log *zap.Logger
+
+	parkedCause string    // cause of the last parked message
+	parkedRun   int       // messages parked in a row for parkedCause, nothing answered between
+	heldSince   time.Time // when parking for parkedCause was first held back; zero when not held
+}
+
+// answered notes that a message was answered: the parked run is broken.
+func (m *member) answered() { m.parkedRun, m.heldSince = 0, time.Time{} }
+
+// settle answers or parks every message of batch, in order. It returns how
+// many messages from the start of batch are settled: all of them with a nil
+// error, and the settled prefix when ctx ends first (the caller commits just
+// that prefix; the rest is redelivered).
+func (w *Worker) settle(ctx context.Context, m *member, batch []kafka.Message) (int, error) {
+	settled := 0
+	err := w.settlePart(ctx, m, batch, w.cfg.PoisonAttempts, &settled)
+	if err == nil {
+		w.setFailure(m.id, nil)
+	}
+	return settled, err
 }
 
 // settlePart retries part until it succeeds; permanent failures count against
 // budget (a single message always gets PoisonAttempts), then part is split or,
-// if it is one message, parked.
-func (w *Worker) settlePart(ctx context.Context, id int, log *zap.Logger, part []kafka.Message, budget int) error {
+// if it is one message, parked. *settled grows by each part settled.
+func (w *Worker) settlePart(ctx context.Context, m *member, part []kafka.Message, budget int, settled *int) error {
 	if len(part) == 1 {
 		budget = w.cfg.PoisonAttempts
 	}
-	permanent := 0
+	split := func(err error, attempt int, why string) error {
+		mid := len(part) / 2
+		m.log.Warn(why, batchFields(part, zap.Int("attempts", attempt), zap.Error(err))...)
+		if err := w.settlePart(ctx, m, part[:mid], 1, settled); err != nil {
+			return err
+		}
+		return w.settlePart(ctx, m, part[mid:], 1, settled)
+	}
+	permanent, timeouts := 0, 0
 	for attempt := 1; ; attempt++ {
 		err := w.handleSafely(ctx, part)
 		if err == nil {
 			if attempt > 1 {
-				log.Info("batch succeeded after retries", batchFields(part, zap.Int("attempt", attempt))...)
+				m.log.Info("batch succeeded after retries", batchFields(part, zap.Int("attempt", attempt))...)
 			}
-			w.setFailure(id, nil)
+			m.answered()
+			*settled += len(part)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		isTransient := transient(err)
-		w.setFailure(id, err)
+		w.setFailure(m.id, err)
 		w.cfg.Metrics.retried(isTransient)
-		if !isTransient {
+		switch {
+		case isTransient && errors.Is(err, context.DeadlineExceeded):
+			if timeouts++; len(part) > 1 && timeouts >= w.cfg.PoisonAttempts {
+				return split(err, attempt, "batch keeps timing out; splitting it into smaller transactions")
+			}
+		case !isTransient:
 			permanent++
 		}
 		if !isTransient && permanent >= budget {
 			if len(part) > 1 {
-				mid := len(part) / 2
-				log.Warn("batch keeps failing; splitting it to find the messages that fail on their own",
-					batchFields(part, zap.Int("attempts", attempt), zap.Error(err))...)
-				if err := w.settlePart(ctx, id, log, part[:mid], 1); err != nil {
-					return err
-				}
-				return w.settlePart(ctx, id, log, part[mid:], 1)
+				return split(err, attempt, "batch keeps failing; splitting it to find the messages that fail on their own")
 			}
 			// One message that keeps failing. Park it only if it still fails
 			// once more while the services answer; otherwise this is an
 			// outage that happens to surface as a permanent-looking error:
 			// keep waiting, and look again after the next failure.
-			perr := w.probe(ctx)
-			if perr == nil {
-				attempt++
-				last := w.handleSafely(ctx, part)
-				switch {
-				case last == nil:
-					w.setFailure(id, nil)
-					return nil
-				case ctx.Err() != nil:
-					return ctx.Err()
-				case !transient(last):
-					return w.park(ctx, id, log, part[0], last, attempt)
-				}
-				err, isTransient = last, true
-			} else {
+			if perr := w.probe(ctx); perr != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				err = fmt.Errorf("%w; and the services do not answer, so the message is not parked: %w", err, perr)
+			} else {
+				attempt++
+				last := w.handleSafely(ctx, part)
+				switch {
+				case last == nil:
+					m.answered()
+					*settled++
+					return nil
+				case ctx.Err() != nil:
+					return ctx.Err()
+				case !transient(last):
+					if held := w.holdParking(m, last); held != nil {
+						err = held
+						break
+					}
+					if err := w.park(ctx, m, part[0], last, attempt); err != nil {
+						return err
+					}
+					*settled++
+					return nil
+				default:
+					err, isTransient = last, true
+				}
 			}
-			w.setFailure(id, err)
+			w.setFailure(m.id, err)
 			permanent = budget - 1
 		}
 		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		logf := log.Warn
+		logf := m.log.Warn
 		if !isTransient {
-			logf = log.Error
+			logf = m.log.Error
 		}
 		logf("batch failed, will retry", batchFields(part, zap.Int("attempt", attempt),
 			zap.Duration("backoff", pause), zap.Bool("transient", isTransient), zap.Error(err))...)
@@ -113,11 +161,56 @@ func (w *Worker) settlePart(ctx context.Context, id int, log *zap.Logger, part [
 	}
 }
 
-// park publishes m to the dead-letter topic with the error and the number of
-// attempts, retrying that publish (only an outage can fail it: the letter fits
-// the broker's limit) until it is acknowledged or ctx ends.
-func (w *Worker) park(ctx context.Context, id int, log *zap.Logger, m kafka.Message, cause error, attempts int) error {
-	letter := producer.Letter(w.cfg.DLQTopic, m, producer.KindPoison, cause, attempts)
+// holdParking returns an error while parking a message that failed with err
+// must wait because it looks systemic (see parkRun), and nil when it may go
+// ahead.
+func (w *Worker) holdParking(m *member, err error) error {
+	cause := causeOf(err)
+	if cause != m.parkedCause || m.parkedRun < parkRun {
+		return nil
+	}
+	if m.heldSince.IsZero() {
+		m.heldSince = time.Now()
+	}
+	if held := time.Since(m.heldSince); held < w.cfg.ParkHold {
+		return fmt.Errorf("%w; %d messages in a row were parked for this cause with nothing answered in between, "+
+			"so parking is held back for %v in case it is not the message's fault (held %v)", err, m.parkedRun, w.cfg.ParkHold, held.Round(time.Second))
+	}
+	return nil
+}
+
+// causeOf is what makes two failures "the same cause" for holdParking: the
+// MySQL error number, the Kafka error code, a panic, or the innermost error's
+// text.
+func causeOf(err error) string {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return fmt.Sprintf("mysql %d", me.Number)
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return fmt.Sprintf("kafka %d", int(ke))
+	}
+	if errors.Is(err, errPanic) {
+		return "panic"
+	}
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// park publishes msg to the dead-letter topic with the error and the number of
+// attempts, retrying that publish until it is acknowledged or ctx ends. A
+// letter the broker refuses as such (the topic's max.message.bytes below ours,
+// a record it finds invalid) is sent again without its value, then without its
+// key too; only an outage, or a dead-letter topic that takes no message at all,
+// keeps it from being parked, and the member then reports not ready.
+func (w *Worker) park(ctx context.Context, m *member, msg kafka.Message, cause error, attempts int) error {
+	letter := producer.Letter(w.cfg.DLQTopic, msg, producer.KindPoison, cause, attempts)
 	for attempt := 1; ; attempt++ {
 		err := w.pub.Publish(ctx, letter)
 		if err == nil {
@@ -126,19 +219,31 @@ func (w *Worker) park(ctx context.Context, id int, log *zap.Logger, m kafka.Mess
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if producer.PerMessage(err) {
+			if smaller, ok := producer.Shrink(letter); ok {
+				m.log.Warn("the dead-letter topic refused the letter; sending it smaller", msgFields(msg, zap.Error(err))...)
+				letter = smaller
+				continue
+			}
+		}
 		err = fmt.Errorf("park a poison message on %s: %w", w.cfg.DLQTopic, err)
-		w.setFailure(id, err)
+		w.setFailure(m.id, err)
 		pause := retryPause(w.cfg.MinBackoff, w.cfg.MaxBackoff, attempt)
-		log.Warn("dead-letter topic unavailable, will retry", msgFields(m, zap.Int("attempt", attempt), zap.Duration("backoff", pause), zap.Error(err))...)
+		m.log.Warn("cannot park on the dead-letter topic, will retry", msgFields(msg, zap.Int("attempt", attempt), zap.Duration("backoff", pause), zap.Error(err))...)
 		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
 	}
-	w.cfg.Metrics.poisoned(m.Topic)
-	log.Error("poison message parked on the dead-letter topic; the partition moves on",
-		msgFields(m, zap.ByteString("key", clipBytes(m.Key, 128)), zap.Int("attempts", attempts), zap.String("dlq", w.cfg.DLQTopic),
+	w.cfg.Metrics.poisoned(msg.Topic)
+	if c := causeOf(cause); c == m.parkedCause {
+		m.parkedRun++
+	} else {
+		m.parkedCause, m.parkedRun = c, 1
+	}
+	m.heldSince = time.Time{}
+	m.log.Error("poison message parked on the dead-letter topic; the partition moves on",
+		msgFields(msg, zap.ByteString("key", clipBytes(msg.Key, 128)), zap.Int("attempts", attempts), zap.String("dlq", w.cfg.DLQTopic),
 			zap.Error(cause))...)
-	w.setFailure(id, nil)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -100,6 +101,10 @@ type Config struct {
 	// Transient failures never count. Default 6 (about three seconds of
 	// backoff from MinBackoff 100ms).
 	PoisonAttempts int
+	// ParkHold bounds how long parking is held back when it looks systemic
+	// (three messages in a row parked for one cause, nothing answered in
+	// between; see settle.go). Default 1m.
+	ParkHold time.Duration
 	// Probe, when set, checks that the services answer (see db.Ledger.Probe).
 	// A message is parked only while it succeeds: a failure that hits every
 	// message alike is an outage, retried until it passes, never a reason to
@@ -154,6 +159,9 @@ func (c Config) withDefaults() Config {
 	if c.PoisonAttempts <= 0 {
 		c.PoisonAttempts = 6
 	}
+	if c.ParkHold <= 0 {
+		c.ParkHold = time.Minute
+	}
 	if c.OpenReader == nil {
 		c.OpenReader = func(rc kafka.ReaderConfig) Reader { return kafka.NewReader(rc) }
 	}
@@ -172,6 +180,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	failures []error // per consumer: the failure being retried, nil while healthy
+	commits  []error // per consumer: the last offset commit's failure, nil once one succeeds
 }
 
 // New returns a Worker. It does not connect to anything until Run.
@@ -184,23 +193,30 @@ func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Wor
 	}
 	cfg = cfg.withDefaults()
 	return &Worker{cfg: cfg, dec: events.NewDecoder(cfg.Limits), deduct: d, ledger: l, pub: pub,
-		log: log.With(zap.String("strategy", cfg.Strategy)), failures: make([]error, cfg.Consumers)}, nil
+		log: log.With(zap.String("strategy", cfg.Strategy)), failures: make([]error, cfg.Consumers), commits: make([]error, cfg.Consumers)}, nil
 }
 
-// Ready returns nil while the worker is making progress, and the failure it is
-// retrying (a dependency down, a message that keeps failing) otherwise.
+// Ready returns nil while the worker is making progress, and the failures it
+// is retrying (a dependency down, a message that keeps failing, offset
+// commits failing) otherwise.
 func (w *Worker) Ready() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return errors.Join(w.failures...)
+	return errors.Join(append(slices.Clone(w.failures), w.commits...)...)
 }
 
 func (w *Worker) setFailure(consumer int, err error) {
 	w.mu.Lock()
 	w.failures[consumer] = err
-	ready := errors.Join(w.failures...) == nil
 	w.mu.Unlock()
-	w.cfg.Metrics.setReady(ready)
+	w.cfg.Metrics.setReady(w.Ready() == nil)
+}
+
+func (w *Worker) setCommitFailure(consumer int, err error) {
+	w.mu.Lock()
+	w.commits[consumer] = err
+	w.mu.Unlock()
+	w.cfg.Metrics.setReady(w.Ready() == nil)
 }
 
 // Run joins the consumer group (Consumers members) and processes messages until
@@ -255,6 +271,7 @@ func (w *Worker) consume(ctx context.Context, id int) error {
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(w.cfg.DrainTimeout, cancelWork) })
 	defer stopDrain()
 
+	m := &member{id: id, log: log}
 	w.setFailure(id, nil)
 	log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
 		zap.String("cancelled_topic", w.cfg.CancelledTopic), zap.Int("batch_size", w.cfg.BatchSize))
@@ -267,19 +284,33 @@ func (w *Worker) consume(ctx context.Context, id int) error {
 			}
 			return fmt.Errorf("worker: fetch: %w", err)
 		}
-		if err := w.settle(work, id, log, batch); err != nil {
-			// Only cancellation ends settle without success; the offsets stay
-			// uncommitted and the messages are redelivered to whoever owns them next.
-			log.Warn("batch left uncommitted", batchFields(batch, zap.Error(err))...)
+		settled, err := w.settle(work, m, batch)
+		if err != nil {
+			// Only cancellation ends settle early. The settled prefix (a split
+			// batch settles in order) is committed on a fresh bounded context;
+			// the rest stays uncommitted and is redelivered to whoever owns
+			// the partitions next.
+			if settled > 0 {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(work), 5*time.Second)
+				if cerr := w.commit(cctx, r, batch[:settled]); cerr != nil {
+					log.Warn("commit the settled part of the batch", batchFields(batch, zap.Error(cerr))...)
+				}
+				cancel()
+			}
+			log.Warn("batch left uncommitted", batchFields(batch[min(settled, len(batch)-1):], zap.Int("settled", settled), zap.Error(err))...)
 			return nil
 		}
 		if err := w.commit(work, r, batch); err != nil {
 			if work.Err() != nil {
 				return nil
 			}
-			// A failed commit only means a redelivery, which the ledger absorbs.
+			// A failed commit only means a redelivery, which the ledger
+			// absorbs; the member reports it until a commit succeeds.
+			w.setCommitFailure(id, fmt.Errorf("commit offsets: %w", err))
 			log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
+			continue
 		}
+		w.setCommitFailure(id, nil)
 	}
 }
 

@@ -542,3 +542,24 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 	}
 	return 0
 }
+
+// The first copy of an order by offset decides it, wherever a batch starts:
+// a later invalid copy of the same order id replays that decision.
+func TestFirstCopyDecidesAnOrder(t *testing.T) {
+	for _, strategy := range []string{"pessimistic", "batch"} {
+		t.Run(strategy, func(t *testing.T) {
+			r := newRig(t)
+			r.strategy = strategy
+			testsvc.Stock(t, r.g, 16, 10)
+			r.send("k", `{"order_id":"V","items":[{"goods_id":16,"num":1}]}`, `{"order_id":"V","items":[]}`)
+			r.start()
+			got := r.answersUntil("two answers for V", func(b map[string][]events.Outcome) bool { return len(b["V"]) >= 2 })
+			if d := distinct(got)["V"]; len(d) != 1 || d[0] != events.TypeDeducted {
+				t.Fatalf("V answered %v, want only stock-deducted (its first copy)", summary(got)["V"])
+			}
+			if s := testsvc.Stocks(t, r.g, 16); s != 9 {
+				t.Fatalf("stock = %d, want 9", s)
+			}
+		})
+	}
+}

@@ -236,9 +236,14 @@ func readLetters(ctx context.Context, cfg config) ([]letter, error) {
 	if err != nil {
 		return nil, err
 	}
+	firsts, err := firstOffsets(ctx, brokers, cfg.DLQTopic, ends)
+	if err != nil {
+		return nil, err
+	}
 	remaining := 0
-	for _, end := range ends {
-		if end > 0 {
+	for p, end := range ends {
+		// A partition whose letters retention has deleted has nothing to wait for.
+		if end > firsts[p] {
 			remaining++
 		}
 	}
@@ -272,6 +277,30 @@ func readLetters(ctx context.Context, cfg config) ([]letter, error) {
 		return out[i].Offset < out[j].Offset
 	})
 	return out, nil
+}
+
+// firstOffsets returns the first offset still held of each partition in ends.
+func firstOffsets(ctx context.Context, brokers []string, topic string, ends map[int]int64) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, kafkaTimeout)
+	defer cancel()
+	client, transport := newClient(brokers)
+	defer transport.CloseIdleConnections()
+	var reqs []kafka.OffsetRequest
+	for p := range ends {
+		reqs = append(reqs, kafka.FirstOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("first offsets of %s: %w", topic, err)
+	}
+	firsts := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("first offset of %s partition %d: %w", topic, p.Partition, p.Error)
+		}
+		firsts[p.Partition] = p.FirstOffset
+	}
+	return firsts, nil
 }
 
 // letterJSON is a letter as `dlq list -json` prints it.
