@@ -35,7 +35,8 @@ func newStrategy(b *testing.B, name string, g *gorm.DB) db.Strategy {
 	var s db.Strategy
 	var err error
 	if name == "redis" {
-		s, err = db.NewStrategy(name, g, testsvc.Redis(b), db.Options{})
+		// Lock keys of its own: other benchmarks and tests share the Redis.
+		s, err = db.NewStrategy(name, g, testsvc.Redis(b), db.Options{RedisPrefix: testsvc.Unique("sfbench:") + ":"})
 	} else {
 		s, err = db.NewStrategy(name, g, nil, db.Options{})
 	}

@@ -2,23 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/producer"
 	"gorm.io/gorm"
 )
@@ -31,8 +31,8 @@ strategy is exact: every order answered, nothing oversold, the final stock equal
 the stock minus what was deducted, and as much sold as there was.
 
 The workers are configured only through environment variables (KAFKA_BROKERS,
-MYSQL_DSN, LOCK_STRATEGY, GROUP_ID, the topics, REDIS_ADDR, HTTP_ADDR=127.0.0.1:0,
-LOG_LEVEL=warn); other stockworker variables in orderctl's environment pass through.
+MYSQL_DSN, LOCK_STRATEGY, GROUP_ID, the topics, REDIS_ADDR, HTTP_ADDR=127.0.0.1:<a free
+port>, LOG_LEVEL=warn); other stockworker variables in orderctl's environment pass through.
 Their logs go to temporary files, shown when something goes wrong. The databases
 (stockflow_demo_<strategy>_<random>), topics and groups are removed afterwards.
 
@@ -51,7 +51,7 @@ const demoGoods = 16
 // Bounds of one strategy's run.
 const (
 	demoPartitions   = 6
-	demoReadyTimeout = 45 * time.Second // both workers joined the group
+	demoReadyTimeout = 45 * time.Second // both workers joined the group and own every partition
 	demoAnswerWithin = 60 * time.Second // every order answered, after the last was placed
 	demoStopTimeout  = 30 * time.Second // a worker exits after SIGTERM
 	demoLogTail      = 25               // log lines shown per worker on a failure
@@ -151,24 +151,14 @@ func demoPreflight(ctx context.Context, cfg config, strategies []string) error {
 	if err != nil {
 		return fmt.Errorf("MYSQL_DSN %s: %w", db.RedactDSN(cfg.MySQLDSN), err)
 	}
-	checks := []struct{ name, addr string }{{"MySQL", mcfg.Addr}}
+	services := []harness.Service{{Name: "MySQL", Addr: mcfg.Addr}}
 	for _, b := range cfg.brokerList() {
-		checks = append(checks, struct{ name, addr string }{"Kafka", b})
+		services = append(services, harness.Service{Name: "Kafka", Addr: b})
 	}
 	if slices.Contains(strategies, "redis") {
-		checks = append(checks, struct{ name, addr string }{"Redis", cfg.RedisAddr})
+		services = append(services, harness.Service{Name: "Redis", Addr: cfg.RedisAddr})
 	}
-	var d net.Dialer
-	for _, c := range checks {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := d.DialContext(dctx, "tcp", c.addr)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%s is not reachable at %s (start the services with: scripts/services.sh up): %w", c.name, c.addr, err)
-		}
-		conn.Close()
-	}
-	return nil
+	return harness.Preflight(ctx, services...)
 }
 
 // demoResult is one strategy's row.
@@ -245,7 +235,7 @@ func (r demoResult) removeLogs() {
 func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy string) (r demoResult) {
 	r.strategy, r.stock = strategy, int64(o.stock)
 	brokers := cfg.brokerList()
-	suffix := randomHex(4)
+	suffix := harness.Unique("")
 
 	// A fresh database, migrated, with the goods stocked.
 	dsn, err := withDatabase(cfg.MySQLDSN, "stockflow_demo_"+strategy+"_"+suffix)
@@ -275,54 +265,58 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 	defer deleteKafkaLeftovers(brokers, group, topics.orders, topics.cancelled, topics.events, topics.dlq)
 
 	// Two workers, configured only through the environment, each with
-	// demoConsumers group members.
-	ws, err := startWorkers(ctx, o.worker, strategy, 2, []string{
-		"CONSUMERS=" + strconv.Itoa(demoConsumers),
-		"KAFKA_BROKERS=" + strings.Join(brokers, ","),
-		"MYSQL_DSN=" + dsn,
-		"LOCK_STRATEGY=" + strategy,
-		"GROUP_ID=" + group,
-		"ORDERS_TOPIC=" + topics.orders,
-		"CANCELLED_TOPIC=" + topics.cancelled,
-		"EVENTS_TOPIC=" + topics.events,
-		"DLQ_TOPIC=" + topics.dlq,
-		"HTTP_ADDR=127.0.0.1:0",
-		"REDIS_ADDR=" + cfg.RedisAddr,
+	// demoConsumers group members. orderctl's own stockworker settings pass
+	// through (demoHelp); the demo's come after them and win.
+	env := append(harness.WorkerSettings(os.Environ()),
+		"CONSUMERS="+strconv.Itoa(demoConsumers),
+		"KAFKA_BROKERS="+strings.Join(brokers, ","),
+		"MYSQL_DSN="+dsn,
+		"LOCK_STRATEGY="+strategy,
+		"GROUP_ID="+group,
+		"ORDERS_TOPIC="+topics.orders,
+		"CANCELLED_TOPIC="+topics.cancelled,
+		"EVENTS_TOPIC="+topics.events,
+		"DLQ_TOPIC="+topics.dlq,
+		"REDIS_ADDR="+cfg.RedisAddr,
 		"LOG_LEVEL=warn",
-	})
-	r.logs = ws.logPaths()
+	)
+	ws, err := harness.StartWorkers(ctx, o.worker, 2, harness.Options{Env: env, LogFile: "orderctl-demo-" + strategy + "-worker%d-*.log"})
 	if err != nil {
 		r.err = err
 		return r
 	}
+	r.logs = logFiles(ws)
 	stopped := false
 	defer func() {
 		if !stopped {
-			ws.stop(demoStopTimeout)
+			ws.Stop(syscall.SIGTERM, demoStopTimeout)
 		}
 	}()
 
-	// Place the orders once both workers own partitions, so the time measures
-	// deciding, not joining.
-	if err := waitGroupMembers(ws.ctx, brokers, group, 2*demoConsumers, demoReadyTimeout); err != nil {
-		r.err = ws.explain(err)
+	// Place the orders once both workers own every partition, so the time
+	// measures deciding, not joining.
+	wctx, cancel := context.WithTimeout(ws.Context(), demoReadyTimeout)
+	_, err = harness.WaitAssigned(wctx, brokers, group, 2*demoConsumers, topics.orders, topics.cancelled)
+	cancel()
+	if err != nil {
+		r.err = ws.Explain(err)
 		return r
 	}
-	outcomes, err := openTail(ws.ctx, brokers, topics.events, true)
+	outcomes, err := openTail(ws.Context(), brokers, topics.events, true)
 	if err != nil {
-		r.err = ws.explain(err)
+		r.err = ws.Explain(err)
 		return r
 	}
 	defer outcomes.Close()
 	start := time.Now()
-	if err := placeDemoOrders(ws.ctx, brokers, topics.orders, strategy, o.orders); err != nil {
-		r.err = ws.explain(err)
+	if err := placeDemoOrders(ws.Context(), brokers, topics.orders, strategy, o.orders); err != nil {
+		r.err = ws.Explain(err)
 		return r
 	}
-	seen, last, err := collectOutcomes(ws.ctx, outcomes, o.orders, demoAnswerWithin)
+	seen, last, err := collectOutcomes(ws.Context(), outcomes, o.orders, demoAnswerWithin)
 	r.elapsed = last.Sub(start)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		r.err = ws.explain(err)
+		r.err = ws.Explain(err)
 		return r
 	}
 	r.answered = len(seen)
@@ -339,11 +333,7 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 
 	// SIGTERM: both workers finish what they hold and exit 0.
 	stopped = true
-	for i, err := range ws.stop(demoStopTimeout) {
-		if err != nil {
-			r.problems = append(r.problems, fmt.Sprintf("worker %d: %v", i+1, err))
-		}
-	}
+	r.problems = append(r.problems, stopWorkers(ws, demoStopTimeout)...)
 
 	qctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
@@ -392,7 +382,7 @@ func placeDemoOrders(ctx context.Context, brokers []string, topic, strategy stri
 // returns them (the first per order; redeliveries are dropped) with the time
 // the last new one was read. It stops at timeout with what it has and
 // context.DeadlineExceeded.
-func collectOutcomes(ctx context.Context, t *tail, n int, timeout time.Duration) (map[string]events.Outcome, time.Time, error) {
+func collectOutcomes(ctx context.Context, t *harness.Tail, n int, timeout time.Duration) (map[string]events.Outcome, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seen := map[string]events.Outcome{}
@@ -414,35 +404,9 @@ func collectOutcomes(ctx context.Context, t *tail, n int, timeout time.Duration)
 	return seen, last, nil
 }
 
-// waitGroupMembers waits until group is stable with want members.
 // demoConsumers is CONSUMERS of each demo worker, set explicitly so the demo
 // knows how many group members to wait for.
 const demoConsumers = 2
-
-func waitGroupMembers(ctx context.Context, brokers []string, group string, want int, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client, transport := newClient(brokers)
-	defer transport.CloseIdleConnections()
-	state, members := "unknown", 0
-	for {
-		resp, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-		if err == nil && len(resp.Groups) == 1 && resp.Groups[0].Error == nil {
-			state, members = resp.Groups[0].GroupState, len(resp.Groups[0].Members)
-			if state == "Stable" && members == want {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("group %s not stable with %d members within %v (state %s, %d members)", group, want, timeout, state, members)
-			}
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
 
 // withDatabase returns dsn naming database name instead.
 func withDatabase(dsn, name string) (string, error) {
@@ -475,10 +439,4 @@ func deleteKafkaLeftovers(brokers []string, group string, topics ...string) {
 	defer transport.CloseIdleConnections()
 	_, _ = client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{group}})
 	_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/producer"
 )
 
@@ -54,7 +55,7 @@ func runPlace(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		return err
 	}
 
-	var outcomes *tail
+	var outcomes *harness.Tail
 	if *wait {
 		// Resolve the end of the events topic before publishing, so the outcome
 		// cannot slip in between.
@@ -129,7 +130,7 @@ func explainPublish(err error, brokers []string, msgs []kafka.Message) error {
 
 // awaitOutcome returns the first stock-deducted or stock-rejected event of
 // orderID read from t within timeout.
-func awaitOutcome(ctx context.Context, t *tail, orderID string, timeout time.Duration) (events.Outcome, error) {
+func awaitOutcome(ctx context.Context, t *harness.Tail, orderID string, timeout time.Duration) (events.Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {

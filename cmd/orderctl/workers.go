@@ -2,140 +2,39 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/stockflow/stockflow/internal/harness"
 )
 
-// workers are the stockworker processes of one demo run. A goroutine per
-// process waits for it; ctx is cancelled, with the reason as its cause, as
-// soon as a process exits before stop asked it to, so whatever waits on ctx
-// gives up at once instead of timing out.
-type workers struct {
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	procs    []*workerProc
-	logs     []string
-	stopping atomic.Bool
-}
-
-type workerProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process is reaped; err is set then
-	err  error
-}
-
-// errStopped ends the workers' ctx after stop.
-var errStopped = errors.New("workers stopped")
-
-// startWorkers starts n processes of bin with env added to orderctl's
-// environment, their output going to one temporary log file each. On an error
-// the processes already started are stopped again.
-func startWorkers(ctx context.Context, bin, strategy string, n int, env []string) (*workers, error) {
-	wctx, cancel := context.WithCancelCause(ctx)
-	ws := &workers{ctx: wctx, cancel: cancel}
-	for i := range n {
-		f, err := os.CreateTemp("", fmt.Sprintf("orderctl-demo-%s-worker%d-*.log", strategy, i+1))
-		if err != nil {
-			ws.stop(demoStopTimeout)
-			return ws, fmt.Errorf("worker log file: %w", err)
-		}
-		ws.logs = append(ws.logs, f.Name())
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = f, f
-		if err := cmd.Start(); err != nil {
-			f.Close()
-			ws.stop(demoStopTimeout)
-			return ws, fmt.Errorf("start %s: %w", bin, err)
-		}
-		p := &workerProc{cmd: cmd, done: make(chan struct{})}
-		ws.procs = append(ws.procs, p)
-		go func() {
-			p.err = cmd.Wait()
-			f.Close()
-			close(p.done)
-			if !ws.stopping.Load() {
-				cancel(fmt.Errorf("worker %d exited before it was stopped (%s)", i+1, exitText(p.err)))
-			}
-		}()
-	}
-	return ws, nil
-}
-
-func (ws *workers) logPaths() []string {
-	if ws == nil {
-		return nil
-	}
-	return ws.logs
-}
-
-// explain returns why a worker died when err is only the consequence (the
-// cancelled ctx), else err.
-func (ws *workers) explain(err error) error {
-	if cause := context.Cause(ws.ctx); cause != nil && errors.Is(err, context.Canceled) &&
-		!errors.Is(cause, context.Canceled) && !errors.Is(cause, errStopped) {
-		return cause
-	}
-	return err
-}
-
-// stop sends SIGTERM to every process still running and waits up to timeout
-// for all of them to exit, then kills the rest. It returns, per process, nil
-// for a clean exit (status 0) and the problem otherwise, and waits for every
-// watching goroutine before it returns.
-func (ws *workers) stop(timeout time.Duration) []error {
-	ws.stopping.Store(true)
-	defer ws.cancel(errStopped)
-	for _, p := range ws.procs {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+// stopWorkers sends SIGTERM to the demo's workers, waits up to timeout for
+// all of them, kills the rest, and returns a problem per worker that did not
+// exit cleanly (status 0), "worker N: ...".
+func stopWorkers(ws *harness.Workers, timeout time.Duration) []string {
+	var problems []string
+	for i, e := range ws.Stop(syscall.SIGTERM, timeout) {
+		switch {
+		case e.Killed:
+			problems = append(problems, fmt.Sprintf("worker %d: did not exit within %v of SIGTERM; killed", i+1, timeout))
+		case e.Err != nil:
+			problems = append(problems, fmt.Sprintf("worker %d: exited with %v after SIGTERM, want status 0", i+1, e.Err))
 		}
 	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	errs := make([]error, len(ws.procs))
-	expired := false
-	for i, p := range ws.procs {
-		if !expired {
-			select {
-			case <-p.done:
-			case <-deadline.C:
-				expired = true
-			}
-		}
-		if expired {
-			select {
-			case <-p.done:
-				// it made it after all
-			default:
-				_ = p.cmd.Process.Kill()
-				<-p.done
-				errs[i] = fmt.Errorf("did not exit within %v of SIGTERM; killed", timeout)
-				continue
-			}
-		}
-		if p.err != nil {
-			errs[i] = fmt.Errorf("exited with %s after SIGTERM, want status 0", exitText(p.err))
-		}
-	}
-	return errs
+	return problems
 }
 
-func exitText(err error) string {
-	if err == nil {
-		return "status 0"
+// logFiles returns the workers' log files.
+func logFiles(ws *harness.Workers) []string {
+	var paths []string
+	for _, w := range ws.List() {
+		paths = append(paths, w.LogFile())
 	}
-	return err.Error()
+	return paths
 }
 
 // tailLines returns the last n lines of the file at path (a short note when it

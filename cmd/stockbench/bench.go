@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/stockflow/stockflow/internal/harness"
 )
 
 // results is everything one stockbench invocation measured: the JSON file.
@@ -67,12 +67,12 @@ func (b *bench) specs() (run []runSpec, skipped []*runResult) {
 func (b *bench) run(ctx context.Context) (*results, error) {
 	res := &results{Started: time.Now(), Options: b.o, Worker: b.o.Worker, Notes: notes}
 	defer func() { res.Seconds = time.Since(res.Started).Seconds() }()
-	if err := b.preflight(); err != nil {
+	if err := b.preflight(ctx); err != nil {
 		return res, err
 	}
 
 	// One database for the machine line and the db-limit reference.
-	ref, err := createDB(ctx, b.o.MySQLDSN, uniqueID("stockbench_ref_"), b.o.DBLimitConns+1)
+	ref, err := createDB(ctx, b.o.MySQLDSN, harness.Unique("stockbench_ref_"), b.o.DBLimitConns+1)
 	if err != nil {
 		return res, fmt.Errorf("database: %w", err)
 	}
@@ -137,7 +137,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 
 // preflight fails early, with the fix, when the worker binary or a service
 // is missing.
-func (b *bench) preflight() error {
+func (b *bench) preflight(ctx context.Context) error {
 	if st, err := os.Stat(b.o.Worker); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return fmt.Errorf("worker binary %s is not an executable file; build it: go build -o %s ./cmd/stockworker", b.o.Worker, b.o.Worker)
 	}
@@ -145,22 +145,11 @@ func (b *bench) preflight() error {
 	if err != nil {
 		return fmt.Errorf("-mysql-dsn: %w", err)
 	}
-	need := map[string]string{"MariaDB": cfg.Addr, "Kafka": b.o.Brokers[0]}
-	for _, s := range b.o.Strategies {
-		if s == "redis" {
-			need["Redis"] = b.o.RedisAddr
-		}
+	need := []harness.Service{{Name: "MariaDB", Addr: cfg.Addr}, {Name: "Kafka", Addr: b.o.Brokers[0]}}
+	if slices.Contains(b.o.Strategies, "redis") {
+		need = append(need, harness.Service{Name: "Redis", Addr: b.o.RedisAddr})
 	}
-	var errs []error
-	for svc, addr := range need {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s is not reachable at %s (%v); start it with: scripts/services.sh up", svc, addr, err))
-			continue
-		}
-		c.Close()
-	}
-	return errors.Join(errs...)
+	return harness.Preflight(ctx, need...)
 }
 
 func firstLine(err string, problems []string) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/producer"
 	"golang.org/x/sync/errgroup"
 )
@@ -155,52 +156,50 @@ func producePaced(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, r 
 	return float64(len(msgs)-1) / elapsed.Seconds(), nil
 }
 
-// collector reads a run's outcome topic from its start, one reader per
-// partition and no consumer group, and records when each order's first
-// outcome was consumed.
+// collector reads a run's outcome topic from its start (harness.Tail: one
+// reader per partition, no consumer group) and records when each order's
+// first outcome was consumed. Its one goroutine is awaited by close, which the
+// caller must call.
 type collector struct {
-	readers []*kafka.Reader
-	g       *errgroup.Group
-	cancel  context.CancelFunc
+	tail   *harness.Tail
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	msgs   []outcomeMsg
 	first  map[string]time.Time // order_id → first outcome consumed
 	counts map[string]int       // order id prefix ("t", "l", "w") → orders answered
 	last   map[string]time.Time // prefix → latest first outcome
-	err    error
+	err    error                // the reading failed (reported by progress)
 }
 
-func startCollector(ctx context.Context, brokers []string, topic string, partitions int) *collector {
-	ctx, cancel := context.WithCancel(ctx)
-	g, ctx := errgroup.WithContext(ctx)
-	c := &collector{g: g, cancel: cancel, first: map[string]time.Time{}, counts: map[string]int{}, last: map[string]time.Time{}}
-	for p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: brokers, Topic: topic, Partition: p,
-			// MinBytes 1: a fetch returns as soon as an outcome is there, so the
-			// measured latency includes little of our own waiting.
-			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond,
-		})
-		c.readers = append(c.readers, r)
-		g.Go(func() error {
-			for {
-				m, err := r.ReadMessage(ctx)
-				at := time.Now()
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					c.mu.Lock()
-					c.err = fmt.Errorf("read %s partition %d: %w", topic, p, err)
-					c.mu.Unlock()
-					return c.err
-				}
-				c.add(m, at)
-			}
-		})
+// startCollector starts reading topic. Cancelling ctx stops the reading, as
+// close does.
+func startCollector(ctx context.Context, brokers []string, topic string) (*collector, error) {
+	tl, err := harness.OpenTail(ctx, brokers, topic, harness.FromStart)
+	if err != nil {
+		return nil, fmt.Errorf("read outcomes: %w", err)
 	}
-	return c
+	ctx, cancel := context.WithCancel(ctx)
+	c := &collector{tail: tl, cancel: cancel, first: map[string]time.Time{}, counts: map[string]int{}, last: map[string]time.Time{}}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			// at is when the tail's reader got the message from the broker.
+			m, at, err := tl.NextAt(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.mu.Lock()
+					c.err = err
+					c.mu.Unlock()
+				}
+				return
+			}
+			c.add(m, at)
+		}
+	}()
+	return c, nil
 }
 
 func (c *collector) add(m kafka.Message, at time.Time) {
@@ -250,13 +249,11 @@ func (c *collector) messages() []outcomeMsg {
 	return slices.Clone(c.msgs)
 }
 
-// close stops the readers and waits for them.
+// close stops the reading and waits for it.
 func (c *collector) close() {
 	c.cancel()
-	_ = c.g.Wait() // a reader failure was already reported through progress
-	for _, r := range c.readers {
-		r.Close()
-	}
+	c.wg.Wait()
+	_ = c.tail.Close() // kafka-go's Reader.Close has nothing to report
 }
 
 // warmupOrders returns one order per partition of the orders topic (keys
@@ -280,87 +277,4 @@ func warmupOrders(partitions int) []events.OrderPlaced {
 		}
 	}
 	return out
-}
-
-// groupState is what describing the consumer group shows.
-type groupState struct {
-	State    string
-	Members  []string // member ids, sorted
-	Assigned []int    // partitions of the orders topic with an owner, sorted
-}
-
-func (s groupState) String() string {
-	return fmt.Sprintf("state %s, %d members, orders partitions %v assigned", s.State, len(s.Members), s.Assigned)
-}
-
-func describeGroup(ctx context.Context, c *kafka.Client, group, topic string) (groupState, error) {
-	res, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-	if err != nil {
-		return groupState{}, err
-	}
-	if len(res.Groups) != 1 {
-		return groupState{}, fmt.Errorf("describe group %s: %d groups in the answer", group, len(res.Groups))
-	}
-	gr := res.Groups[0]
-	if gr.Error != nil {
-		return groupState{}, fmt.Errorf("describe group %s: %w", group, gr.Error)
-	}
-	s := groupState{State: gr.GroupState}
-	seen := map[int]bool{}
-	for _, m := range gr.Members {
-		s.Members = append(s.Members, m.MemberID)
-		for _, t := range m.MemberAssignments.Topics {
-			if t.Topic != topic {
-				continue
-			}
-			for _, p := range t.Partitions {
-				if !seen[p] {
-					seen[p] = true
-					s.Assigned = append(s.Assigned, p)
-				}
-			}
-		}
-	}
-	slices.Sort(s.Members)
-	slices.Sort(s.Assigned)
-	return s, nil
-}
-
-// waitGroupSettled waits until the group is Stable with at least minMembers
-// members owning all partitions of topic, and has stayed so (same members) for
-// settle.
-func waitGroupSettled(ctx context.Context, c *kafka.Client, group, topic string, partitions, minMembers int, settle, timeout time.Duration) (groupState, error) {
-	deadline := time.Now().Add(timeout)
-	var (
-		last      groupState
-		lastErr   error
-		stableFor time.Time
-	)
-	for {
-		s, err := describeGroup(ctx, c, group, topic)
-		ok := err == nil && s.State == "Stable" && len(s.Members) >= minMembers && len(s.Assigned) == partitions
-		switch {
-		case !ok:
-			stableFor = time.Time{}
-		case stableFor.IsZero() || !slices.Equal(s.Members, last.Members):
-			stableFor = time.Now()
-		case time.Since(stableFor) >= settle:
-			return s, nil
-		}
-		last, lastErr = s, err
-		if time.Now().After(deadline) {
-			if lastErr != nil {
-				return last, fmt.Errorf("consumer group %s not ready after %s: %w", group, timeout, lastErr)
-			}
-			return last, fmt.Errorf("consumer group %s not ready after %s (want Stable, ≥ %d members, %d partitions): %s",
-				group, timeout, minMembers, partitions, last)
-		}
-		t := time.NewTimer(200 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return last, context.Cause(ctx)
-		case <-t.C:
-		}
-	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/producer"
 	"golang.org/x/sync/errgroup"
 )
@@ -101,14 +100,6 @@ func workerSettings(o options, strategy string) []string {
 	return append(env, o.WorkerEnv...)
 }
 
-func uniqueID(prefix string) string {
-	var b [5]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return prefix + hex.EncodeToString(b[:])
-}
-
 // runner runs one spec. Every wait is bounded; every resource (database,
 // topics, workers, readers) is released by defer on every path, Ctrl-C
 // included.
@@ -137,7 +128,7 @@ func runOne(ctx context.Context, o options, spec runSpec, progress io.Writer, ta
 
 func (r *runner) run(ctx context.Context) (err error) {
 	o, spec, res := r.o, r.spec, r.res
-	id := uniqueID("sb")
+	id := harness.Unique("sb")
 	tp := newTopics(id)
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("run %s: %s", spec.name(), fmt.Sprintf(format, args...))
@@ -202,7 +193,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return fail("%v", err)
 	}
 
-	col := startCollector(ctx, o.Brokers, tp.Events, o.Partitions)
+	col, err := startCollector(ctx, o.Brokers, tp.Events)
+	if err != nil {
+		return fail("%v", err)
+	}
 	defer col.close()
 	writer := orderWriter(o.Brokers, 1000, time.Millisecond)
 	defer writer.Close()
@@ -210,7 +204,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	// The workers, configured by environment only.
 	settings := workerSettings(o, spec.Strategy)
 	res.WorkerEnv = settings
-	env := workerEnv(append([]string{
+	env := append([]string{
 		"KAFKA_BROKERS=" + strings.Join(o.Brokers, ","),
 		"MYSQL_DSN=" + rdb.dsn,
 		"REDIS_ADDR=" + o.RedisAddr,
@@ -219,33 +213,38 @@ func (r *runner) run(ctx context.Context) (err error) {
 		"CANCELLED_TOPIC=" + tp.Cancelled,
 		"EVENTS_TOPIC=" + tp.Events,
 		"DLQ_TOPIC=" + tp.DLQ,
-		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=warn",
 		"TOPIC_PARTITIONS=" + strconv.Itoa(o.Partitions),
 		"SHUTDOWN_GRACE=" + workerDrainIn,
-	}, settings...))
-	ws, err := startWorkers(ctx, o.Worker, spec.Workers, env)
+		"CONSUMERS=" + strconv.Itoa(defaultConsumers),
+	}, settings...)
+	hw, err := harness.StartWorkers(ctx, o.Worker, spec.Workers, harness.Options{Env: env})
+	if err != nil {
+		return fail("%v", err)
+	}
+	ws := &workers{Workers: hw}
 	defer func() {
 		if serr := ws.stop(); serr != nil {
 			err = errors.Join(err, fail("stop workers: %v", serr))
 		}
 	}()
-	if err != nil {
-		return fail("%v", err)
-	}
-	wctx := ws.ctx // cancelled if a worker dies
+	wctx := ws.Context() // cancelled if a worker dies
 
-	// Wait until every worker is in the group and every partition answers.
-	if _, err := waitGroupSettled(wctx, admin, id, tp.Orders, o.Partitions, spec.Workers, 1500*time.Millisecond, 90*time.Second); err != nil {
-		return fail("%v\n%s", err, ws.logs())
+	// Wait until every worker's members are in the group and own every
+	// partition, then until every partition answers.
+	gctx, cancelWait := context.WithTimeout(wctx, 90*time.Second)
+	_, err = harness.WaitAssigned(gctx, o.Brokers, id, spec.Workers*consumersOf(env), tp.Orders, tp.Cancelled)
+	cancelWait()
+	if err != nil {
+		return fail("%v\n%s", ws.Explain(err), ws.logs())
 	}
 	if err := produceAll(wctx, writer, warmMsgs, len(warmMsgs), 1, nil); err != nil {
-		return fail("warm-up: %v", err)
+		return fail("warm-up: %v\n%s", ws.Explain(err), ws.logs())
 	}
 	if _, err := r.wait(wctx, col, "warm-up", "w", len(warmups), 60*time.Second); err != nil {
 		return fail("%v\n%s", err, ws.logs())
 	}
-	before, err := describeGroup(wctx, admin, id, tp.Orders)
+	before, err := harness.DescribeGroup(wctx, o.Brokers, id, tp.Orders, tp.Cancelled)
 	if err != nil {
 		return fail("describe group: %v", err)
 	}
@@ -357,7 +356,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	for _, v := range rss {
 		res.PeakRSSMB = max(res.PeakRSSMB, float64(v)/(1<<20))
 	}
-	after, err := describeGroup(wctx, admin, id, tp.Orders)
+	after, err := harness.DescribeGroup(wctx, o.Brokers, id, tp.Orders, tp.Cancelled)
 	if err == nil && !slices.Equal(before.Members, after.Members) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the group rebalanced during the run: %d members before, %d after", len(before.Members), len(after.Members)))
 	}

@@ -2,10 +2,16 @@
 
 // Chaos tests restart the shared MariaDB and Redis, so they run on their own,
 // after the rest of the suite: `make test` runs them with -tags chaos -p 1.
+//
+// They wait for conditions, not for time: a worker ready (/readyz), its group
+// owning every partition (harness.WaitAssigned), orders answered (the workers'
+// /metrics). The only sleeps left are the disruption's own length, and say so.
 
 package main
 
 import (
+	"context"
+	"fmt"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -15,10 +21,15 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
 	"github.com/stockflow/stockflow/producer"
 	"gorm.io/gorm"
 )
+
+// outage is how long a stopped service stays down once the workers noticed:
+// the disruption itself, not a wait for something.
+const outage = 2 * time.Second
 
 // services runs scripts/services.sh with args.
 func services(t *testing.T, args ...string) {
@@ -30,7 +41,8 @@ func services(t *testing.T, args ...string) {
 }
 
 // load is a steady stream of single-unit orders on one goods while the test
-// does something to the system.
+// does something to the system. Its goroutine is stopped and awaited when the
+// test ends, before its publisher is closed.
 type load struct {
 	t      *testing.T
 	pub    *producer.Publisher
@@ -42,19 +54,72 @@ type load struct {
 
 func startLoad(t *testing.T, topics testsvc.Topics, n, rate int) *load {
 	l := &load{t: t, pub: producer.New(testsvc.KafkaBrokers(), producer.Options{}), topics: topics, prefix: testsvc.Unique("o"), n: n}
-	t.Cleanup(func() { l.pub.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		l.wg.Wait()
+		l.pub.Close()
+	})
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		placeOrders(t, l.pub, topics.Orders, 16, l.prefix, 0, n, rate)
+		placeOrders(ctx, t, l.pub, topics.Orders, 16, l.prefix, 0, n, rate)
 	}()
 	return l
 }
 
+// placeOrders publishes orders id(i) for i in [from, to) of one unit of goods,
+// at most rate per second, and returns when all are acknowledged or ctx ends.
+func placeOrders(ctx context.Context, t *testing.T, pub *producer.Publisher, topic string, goods int64, prefix string, from, to, rate int) {
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := from; i < to; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := pub.Publish(pctx, kafka.Message{Topic: topic, Key: []byte(id),
+			Value: []byte(fmt.Sprintf(`{"order_id":%q,"items":[{"goods_id":%d,"num":1}]}`, id, goods))})
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("place %s: %v", id, err)
+			}
+			return
+		}
+	}
+}
+
+// flowing waits until the workers have answered at least n orders between
+// them: the load reaches them, so a disruption now hits work in progress.
+func flowing(t *testing.T, ws *harness.Workers, n float64) {
+	t.Helper()
+	if got := waitCounter(t, ws, "stockflow_orders_total", nil, n, time.Minute); got < n {
+		t.Fatalf("only %v orders answered within a minute, want %v\n%s", got, n, ws.Logs())
+	}
+}
+
+// ready starts one worker called name and waits until it is ready and the
+// group, members members in all (with the workers already there), owns every
+// partition.
+func ready(t *testing.T, name string, env []string, topics testsvc.Topics, members int) *harness.Workers {
+	t.Helper()
+	ws := startWorkers(t, name, 1, env)
+	if err := ws.WaitReady(true, time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, ws.Logs())
+	}
+	waitAssigned(t, topics, members)
+	return ws
+}
+
 // verify waits until every order has an outcome and checks the effects: every
 // order deducted exactly once (stock was ample, so any rejection is a failure),
-// one ledger row per order, and the stock arithmetic exact.
-func (l *load) verify(pool func() *gorm.DB, initial int64, workers ...*workerProc) {
+// one ledger row per order, and the stock arithmetic exact. The workers' logs
+// are shown by their cleanup if it fails.
+func (l *load) verify(pool func() *gorm.DB, initial int64) {
 	t := l.t
 	t.Helper()
 	l.wg.Wait()
@@ -76,9 +141,6 @@ func (l *load) verify(pool func() *gorm.DB, initial int64, workers ...*workerPro
 		return len(seen) == l.n
 	})
 	if len(seen) != l.n {
-		for _, w := range workers {
-			t.Logf("%s log:\n%s", w.name, w.logs)
-		}
 		t.Fatalf("%d of %d orders answered", len(seen), l.n)
 	}
 	g := pool()
@@ -91,6 +153,16 @@ func (l *load) verify(pool func() *gorm.DB, initial int64, workers ...*workerPro
 	}
 	if s := testsvc.Stocks(t, g, 16); s != initial-int64(l.n) {
 		t.Fatalf("final stock = %d, want %d", s, initial-int64(l.n))
+	}
+}
+
+// stopClean stops ws with SIGTERM and requires every exit 0 within 30s.
+func stopClean(t *testing.T, ws *harness.Workers) {
+	t.Helper()
+	for _, e := range ws.Stop(syscall.SIGTERM, 30*time.Second) {
+		if !e.Clean() {
+			t.Fatalf("%v\n%s", e.Problem(), ws.Logs())
+		}
 	}
 }
 
@@ -112,25 +184,23 @@ func outageUnderLoad(t *testing.T, strategy, service string, orders int) {
 	topics := testsvc.NewTopics(t, 3)
 	pool := openDSN(t, dsn)
 	testsvc.Stock(t, pool, 16, 100000)
-	w := startWorker(t, "worker", workerEnv(dsn, topics, strategy))
-	if !w.waitReady(true, 30*time.Second) {
-		t.Fatalf("worker never ready\n%s", w.logs)
-	}
+	ws := ready(t, "worker", workerEnv(dsn, topics, strategy, "REDIS_PREFIX="+testsvc.Unique("sftest:")+":"), topics, testConsumers)
+	w := ws.List()[0]
 	l := startLoad(t, topics, orders, 100)
-	time.Sleep(2 * time.Second)
+	flowing(t, ws, 50)
 
 	services(t, "down", service)
-	if !w.waitReady(false, 20*time.Second) {
-		t.Errorf("readiness did not drop while %s was down", service)
+	if err := w.WaitReady(false, 20*time.Second); err != nil {
+		t.Errorf("readiness did not drop while %s was down: %v", service, err)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(outage) // the disruption: keep the service down a while longer
 	services(t, "up", service)
-	if !w.waitReady(true, 60*time.Second) {
-		t.Fatalf("readiness did not come back after %s returned\n%s", service, w.logs)
+	if err := w.WaitReady(true, time.Minute); err != nil {
+		t.Fatalf("readiness did not come back after %s returned: %v", service, err)
 	}
 	// A fresh pool: the old one's connections died with a restarted MariaDB.
-	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000, w)
-	w.stopClean()
+	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000)
+	stopClean(t, ws)
 }
 
 // SIGTERM during a load: the worker exits 0 within its bound and the next one
@@ -141,17 +211,17 @@ func TestChaosSIGTERMDuringLoad(t *testing.T) {
 	pool := openDSN(t, dsn)
 	testsvc.Stock(t, pool, 16, 100000)
 	env := workerEnv(dsn, topics, "atomic", "SHUTDOWN_GRACE=5s")
-	first := startWorker(t, "first worker", env)
+	first := ready(t, "first worker", env, topics, testConsumers)
 	l := startLoad(t, topics, 800, 200)
-	time.Sleep(2 * time.Second)
-	err, took := first.stop(syscall.SIGTERM, 20*time.Second)
-	if err != nil {
-		t.Fatalf("first worker exited with %v\n%s", err, first.logs)
+	flowing(t, first, 100)
+	e := first.List()[0].Stop(syscall.SIGTERM, 20*time.Second)
+	if !e.Clean() {
+		t.Fatalf("%v\n%s", e.Problem(), first.Logs())
 	}
-	t.Logf("first worker exited 0 %v after SIGTERM", took)
-	second := startWorker(t, "second worker", env)
-	l.verify(func() *gorm.DB { return pool }, 100000, first, second)
-	second.stopClean()
+	t.Logf("first worker exited 0 %v after SIGTERM", e.Took)
+	second := startWorkers(t, "second worker", 1, env)
+	l.verify(func() *gorm.DB { return pool }, 100000)
+	stopClean(t, second)
 }
 
 // Members join and leave (1 → 3 → 1) during a steady load: every order ends
@@ -162,15 +232,18 @@ func TestChaosRebalance(t *testing.T) {
 	pool := openDSN(t, dsn)
 	testsvc.Stock(t, pool, 16, 100000)
 	env := workerEnv(dsn, topics, "pessimistic")
-	a := startWorker(t, "worker a", env)
+	a := ready(t, "worker a", env, topics, testConsumers)
 	l := startLoad(t, topics, 1500, 150)
-	time.Sleep(2 * time.Second)
-	b, c := startWorker(t, "worker b", env), startWorker(t, "worker c", env)
-	time.Sleep(4 * time.Second)
-	b.stopClean()
-	c.stopClean()
-	l.verify(func() *gorm.DB { return pool }, 100000, a, b, c)
-	a.stopClean()
+	flowing(t, a, 100)
+	bc := startWorkers(t, "joining worker", 2, env)
+	if err := bc.WaitReady(true, time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, bc.Logs())
+	}
+	waitAssigned(t, topics, 3*testConsumers)
+	stopClean(t, bc)
+	waitAssigned(t, topics, testConsumers) // a alone again, still under load
+	l.verify(func() *gorm.DB { return pool }, 100000)
+	stopClean(t, a)
 }
 
 // While a batch cannot finish (MariaDB down), SIGTERM waits for it up to
@@ -182,33 +255,34 @@ func TestChaosSecondSignalExitsAtOnce(t *testing.T) {
 	pool := openDSN(t, dsn)
 	testsvc.Stock(t, pool, 16, 100000)
 	env := workerEnv(dsn, topics, "atomic", "SHUTDOWN_GRACE=60s")
-	first := startWorker(t, "first worker", env)
-	if !first.waitReady(true, 30*time.Second) {
-		t.Fatalf("worker never ready\n%s", first.logs)
-	}
+	ws := ready(t, "first worker", env, topics, testConsumers)
+	first := ws.List()[0]
 	l := startLoad(t, topics, 300, 100)
-	time.Sleep(time.Second)
+	flowing(t, ws, 20)
 	services(t, "down", "mariadb")
 	defer services(t, "up", "mariadb")
-	if !first.waitReady(false, 20*time.Second) {
-		t.Fatalf("readiness did not drop while MariaDB was down\n%s", first.logs)
+	if err := first.WaitReady(false, 20*time.Second); err != nil {
+		t.Fatalf("readiness did not drop while MariaDB was down: %v", err)
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := first.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// Not a wait for something: the check that nothing happens for 2s.
 	select {
-	case err := <-first.done:
-		first.done <- err
-		t.Fatalf("the worker exited (%v) without finishing its batch, while MariaDB was down\n%s", err, first.logs)
+	case <-first.Done():
+		t.Fatalf("the worker exited (%v) without finishing its batch, while MariaDB was down\n%s", first.Err(), first.Log())
 	case <-time.After(2 * time.Second): // still draining, as it should
 	}
-	err, took := first.stop(syscall.SIGTERM, 5*time.Second)
-	if err == nil {
+	e := first.Stop(syscall.SIGTERM, 5*time.Second)
+	if e.Killed {
+		t.Fatalf("the second signal did not end the worker within 5s\n%s", first.Log())
+	}
+	if e.Err == nil {
 		t.Fatalf("the second signal ended the worker with status 0; want the immediate-exit status")
 	}
-	t.Logf("second signal: exited %v after %v", err, took)
+	t.Logf("second signal: exited %v after %v", e.Err, e.Took)
 	services(t, "up", "mariadb")
-	second := startWorker(t, "second worker", env)
-	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000, first, second)
-	second.stopClean()
+	second := startWorkers(t, "second worker", 1, env)
+	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000)
+	stopClean(t, second)
 }

@@ -1,6 +1,10 @@
 // Package testsvc connects tests to the real services that scripts/services.sh
 // starts: MariaDB, Redis and Kafka. Each helper gives the test its own database,
 // topics or group, so tests can run in parallel and leave nothing behind.
+// StartWorkers runs stockworker processes for a test and stops them when it
+// ends. The plumbing underneath (reading a topic without a group, processes,
+// names, preflight checks) is internal/harness; testsvc adapts it to
+// testing.TB.
 //
 // When a service does not answer, the test is skipped with a hint, except under
 // CI=true, where a missing service is a failure.
@@ -8,10 +12,6 @@ package testsvc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/internal/harness"
 	"gorm.io/gorm"
 )
 
@@ -44,30 +45,25 @@ func KafkaBrokers() []string {
 // RedisAddr is the real Redis the tests use.
 func RedisAddr() string { return Env("TEST_REDIS_ADDR", Env("REDIS_ADDR", "127.0.0.1:6379")) }
 
-// Require checks that addr accepts connections; when it does not, the test
-// fails under CI=true and is skipped otherwise.
+// Require checks that addr accepts connections (harness.Preflight); when it
+// does not, the test fails under CI=true and is skipped otherwise, with the
+// command that starts the service.
 func Require(t testing.TB, service, addr string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := harness.Preflight(ctx, harness.Service{Name: service, Addr: addr})
 	if err == nil {
-		c.Close()
 		return
 	}
-	msg := fmt.Sprintf("%s is not reachable at %s (%v); start it with: scripts/services.sh up", service, addr, err)
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+		t.Fatal(err)
 	}
-	t.Skip(msg)
+	t.Skip(err)
 }
 
-// Unique returns a short random name with the given prefix.
-func Unique(prefix string) string {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return prefix + hex.EncodeToString(b[:])
-}
+// Unique returns a short random name with the given prefix (harness.Unique).
+func Unique(prefix string) string { return harness.Unique(prefix) }
 
 // DatabaseDSN creates a fresh, migrated database for the test, drops it when the
 // test ends, and returns its DSN.

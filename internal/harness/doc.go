@@ -1,0 +1,18 @@
+// Package harness is the one place the tests, orderctl's demo and stockbench
+// get their test and tool plumbing from:
+//
+//   - Tail reads a topic without a consumer group (one kafka.Reader per
+//     partition) from its start or from its current end;
+//   - StartWorkers runs stockworker processes with a clean environment, a
+//     known HTTP port each and their output captured, and stops them;
+//   - WaitAssigned waits until a consumer group owns every partition;
+//   - ParseMetrics reads a /metrics page with expfmt;
+//   - Unique names and Preflight checks of the local services.
+//
+// It imports no testing package, so commands use it as well as tests;
+// internal/testsvc adapts it to testing.TB.
+//
+// Every blocking call takes a context, every goroutine the package starts is
+// owned by a value with an idempotent Close or Stop that waits for it, and the
+// doc comment of each says who closes what and what a cancelled context does.
+package harness
