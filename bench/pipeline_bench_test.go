@@ -29,21 +29,22 @@ import (
 func BenchmarkPipeline(b *testing.B) {
 	for _, c := range []struct {
 		strategy, workload string
-		consumers          int
+		consumers, lanes   int
 	}{
-		{"batch", "hot", 1}, {"batch", "hot", 2}, {"batch", "spread", 1}, {"batch", "spread", 2},
-		{"atomic", "hot", 1}, {"atomic", "hot", 2}, {"pessimistic", "hot", 1},
+		{"batch", "hot", 1, 1}, {"batch", "hot", 2, 1}, {"batch", "spread", 1, 1}, {"batch", "spread", 1, 8},
+		{"atomic", "hot", 1, 1}, {"atomic", "spread", 1, 1}, {"atomic", "spread", 1, 16},
+		{"pessimistic", "hot", 1, 1}, {"pessimistic", "spread", 1, 1}, {"pessimistic", "spread", 1, 16},
 	} {
-		b.Run(fmt.Sprintf("%s/%s/consumers=%d", c.strategy, c.workload, c.consumers), func(b *testing.B) {
-			runPipeline(b, c.strategy, c.workload, c.consumers)
+		b.Run(fmt.Sprintf("%s/%s/consumers=%d/lanes=%d", c.strategy, c.workload, c.consumers, c.lanes), func(b *testing.B) {
+			runPipeline(b, c.strategy, c.workload, c.consumers, c.lanes)
 		})
 	}
 }
 
-func runPipeline(b *testing.B, strategy, workload string, consumers int) {
+func runPipeline(b *testing.B, strategy, workload string, consumers, lanes int) {
 	brokers := testsvc.KafkaBrokers()
 	testsvc.Require(b, "Kafka", brokers[0])
-	g := testsvc.Database(b, 16)
+	g := testsvc.Database(b, max(16, 2*lanes))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -100,7 +101,7 @@ func runPipeline(b *testing.B, strategy, workload string, consumers int) {
 	defer pub.Close()
 	wk, err := worker.New(worker.Config{
 		Brokers: brokers, GroupID: id, OrdersTopic: orders, EventsTopic: events_, DLQTopic: dlq,
-		Strategy: strategy, BatchSize: 256, BatchWait: 5 * time.Millisecond, Consumers: consumers,
+		Strategy: strategy, BatchSize: 256, Consumers: consumers, Lanes: lanes,
 	}, s, db.NewLedger(g, db.Options{}), pub, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -75,36 +75,50 @@ func BenchmarkDeduct(b *testing.B) {
 // row's lock serialises them, so this approaches the row's limit plus each
 // strategy's retries.
 func BenchmarkDeductParallel(b *testing.B) {
-	g := testsvc.Database(b, 16)
+	g := testsvc.Database(b, 32)
 	ctx := context.Background()
-	for _, name := range db.StrategyNames() {
-		b.Run("hot/"+name, func(b *testing.B) {
-			s := newStrategy(b, name, g)
-			goods := freshGoods(b, g, hotStock)
-			prefix := testsvc.Unique("p")
-			var seq atomic.Int64
-			b.SetParallelism(2) // 2 × GOMAXPROCS goroutines
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					o := events.OrderPlaced{OrderID: fmt.Sprintf("%s-%d", prefix, seq.Add(1)), Lines: []events.Line{{GoodsID: goods, Num: 1}}}
-					for attempt := 1; ; attempt++ {
-						d, err := s.Deduct(ctx, o)
-						if err == nil && d.Status == db.StatusDeducted {
-							break
-						}
-						// Under contention some strategies give up with a transient
-						// error; the worker would retry the order, so do we.
-						if err == nil || !db.Transient(err) || attempt == 100 {
-							b.Errorf("order %s: %+v, %v", o.OrderID, d, err)
-							return
-						}
-						time.Sleep(time.Millisecond)
+	for _, workload := range []string{"hot", "spread"} {
+		for _, name := range db.StrategyNames() {
+			b.Run(workload+"/"+name, func(b *testing.B) {
+				s := newStrategy(b, name, g)
+				// hot: every order on one goods; spread: 1,000 goods, so
+				// the 16 goroutines rarely meet on a row.
+				first, n := freshGoods(b, g, hotStock), int64(1)
+				if workload == "spread" {
+					n = 1000
+					first = reserveGoods(n)
+					pairs := make([]int64, 0, 2*n)
+					for i := range n {
+						pairs = append(pairs, first+i, hotStock)
 					}
+					stockMany(b, g, pairs)
 				}
+				prefix := testsvc.Unique("p")
+				var seq atomic.Int64
+				b.SetParallelism(8) // 8 × GOMAXPROCS goroutines
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := seq.Add(1)
+						o := events.OrderPlaced{OrderID: fmt.Sprintf("%s-%d", prefix, i), Lines: []events.Line{{GoodsID: first + i%n, Num: 1}}}
+						for attempt := 1; ; attempt++ {
+							d, err := s.Deduct(ctx, o)
+							if err == nil && d.Status == db.StatusDeducted {
+								break
+							}
+							// Under contention some strategies give up with a transient
+							// error; the worker would retry the order, so do we.
+							if err == nil || !db.Transient(err) || attempt == 100 {
+								b.Errorf("order %s: %+v, %v", o.OrderID, d, err)
+								return
+							}
+							time.Sleep(time.Millisecond)
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
-		})
+		}
 	}
 }
 

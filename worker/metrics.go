@@ -43,17 +43,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result", "replayed"}),
 		deduct: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stockflow_deduct_seconds",
-			Help:    "Time to decide one call of the lock strategy (one order, or one micro-batch for batch), by strategy.",
+			Help:    "Time to decide one call of the lock strategy (one order, or one run for batch), by strategy.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"strategy"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stockflow_batch_size",
-			Help:    "Messages per micro-batch.",
+			Help:    "Orders per transaction of the batch strategy (a run: the chain of one goods, or ready orders of many).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stockflow_batch_retries_total",
-			Help: "Micro-batches retried after a failure, by whether the failure was classified transient.",
+			Help: "Attempts to decide or publish that failed and were retried, by whether the failure was classified transient.",
 		}, []string{"transient"}),
 		dbRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stockflow_db_retries_total",
@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"topic", "partition"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stockflow_ready",
-			Help: "1 while every member's last batch succeeded, 0 while one is retrying a failure.",
+			Help: "1 while no part of the worker is retrying a failure, 0 while one is.",
 		}),
 	}
 	reg.MustRegister(m.orders, m.deadLetters, m.poison, m.cancellations, m.deduct, m.batchSize, m.retries, m.dbRetries, m.lag, m.ready)

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
+	"math/rand/v2"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -82,16 +81,30 @@ type Config struct {
 	// DrainTimeout bounds how long the batch in hand may still take after
 	// Run's ctx is cancelled. Default 10s.
 	DrainTimeout time.Duration
-	// BatchSize and BatchWait bound a micro-batch: after the first message the
-	// worker waits at most BatchWait for up to BatchSize messages, decides them,
-	// publishes their answers in one write and commits once. Defaults 1024 and
-	// 5ms; BatchSize 1 handles messages one by one.
+	// BatchSize bounds the orders a batch strategy decides in one
+	// transaction (a run of orders on one goods, or of ready orders on many).
+	// Default 1024.
 	BatchSize int
+	// BatchWait, when set, is how long a lane of a batch strategy waits for a
+	// run to fill before it starts a transaction that is not full. Default 0:
+	// under load runs fill by themselves while the previous transaction runs.
 	BatchWait time.Duration
 	// Consumers is the number of group members this worker runs, each with its
-	// own reader and loop, so one process works on several partitions at once.
-	// Default 1.
+	// own reader and pipeline, so one process works on several partitions at
+	// once. Default 1.
 	Consumers int
+	// Lanes is the number of decisions one member takes at once: orders on
+	// different goods are decided concurrently, orders sharing a goods in
+	// offset order. 1 decides one at a time. Default 1; stockworker sizes it
+	// to DB_MAX_OPEN.
+	Lanes int
+	// MaxInFlight bounds the messages a member holds between fetch and
+	// commit; fetching waits while it is reached. Default the larger of
+	// 4 × BatchSize and 64 × Lanes.
+	MaxInFlight int
+	// Transient classifies a decision's failure: true heals by waiting (it
+	// is retried without end and never parked). Default db.Transient.
+	Transient func(error) bool
 	// Limits bound what one message may hold (events.Limits; zero fields
 	// take their defaults). They are enforced before any database work.
 	Limits events.Limits
@@ -150,11 +163,20 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1024
 	}
-	if c.BatchWait <= 0 {
-		c.BatchWait = 5 * time.Millisecond
+	if c.BatchWait < 0 {
+		c.BatchWait = 0
 	}
 	if c.Consumers <= 0 {
 		c.Consumers = 1
+	}
+	if c.Lanes <= 0 {
+		c.Lanes = 1
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = max(4*c.BatchSize, 64*c.Lanes)
+	}
+	if c.Transient == nil {
+		c.Transient = db.Transient
 	}
 	if c.PoisonAttempts <= 0 {
 		c.PoisonAttempts = 6
@@ -177,10 +199,7 @@ type Worker struct {
 	ledger Ledger
 	pub    Publisher
 	log    *zap.Logger
-
-	mu       sync.Mutex
-	failures []error // per consumer: the failure being retried, nil while healthy
-	commits  []error // per consumer: the last offset commit's failure, nil once one succeeds
+	health *health
 }
 
 // New returns a Worker. It does not connect to anything until Run.
@@ -193,37 +212,22 @@ func New(cfg Config, d Deductor, l Ledger, pub Publisher, log *zap.Logger) (*Wor
 	}
 	cfg = cfg.withDefaults()
 	return &Worker{cfg: cfg, dec: events.NewDecoder(cfg.Limits), deduct: d, ledger: l, pub: pub,
-		log: log.With(zap.String("strategy", cfg.Strategy)), failures: make([]error, cfg.Consumers), commits: make([]error, cfg.Consumers)}, nil
+		log:    log.With(zap.String("strategy", cfg.Strategy)),
+		health: &health{fails: map[string]error{}, onReady: cfg.Metrics.setReady}}, nil
 }
 
 // Ready returns nil while the worker is making progress, and the failures it
 // is retrying (a dependency down, a message that keeps failing, offset
-// commits failing) otherwise.
-func (w *Worker) Ready() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return errors.Join(append(slices.Clone(w.failures), w.commits...)...)
-}
-
-func (w *Worker) setFailure(consumer int, err error) {
-	w.mu.Lock()
-	w.failures[consumer] = err
-	w.mu.Unlock()
-	w.cfg.Metrics.setReady(w.Ready() == nil)
-}
-
-func (w *Worker) setCommitFailure(consumer int, err error) {
-	w.mu.Lock()
-	w.commits[consumer] = err
-	w.mu.Unlock()
-	w.cfg.Metrics.setReady(w.Ready() == nil)
-}
+// commits failing), each named by the part of the worker that meets it,
+// otherwise.
+func (w *Worker) Ready() error { return w.health.err() }
 
 // Run joins the consumer group (Consumers members) and processes messages until
-// ctx is cancelled, then finishes the batches in hand (within DrainTimeout),
-// commits them, leaves the group and returns nil. It returns an error only if a
-// group reader fails for good; the other members then stop too.
+// ctx is cancelled, then finishes the messages in hand (within DrainTimeout),
+// commits them, leaves the group and returns nil. It returns an error only if
+// a group reader fails for good; the other members then stop too.
 func (w *Worker) Run(ctx context.Context) error {
+	w.cfg.Metrics.setReady(true)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range w.cfg.Consumers {
 		g.Go(func() error { return w.consume(gctx, i) })
@@ -231,128 +235,51 @@ func (w *Worker) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// consume is one group member's loop: fetch a batch, settle it (every message
-// answered or parked), commit.
-func (w *Worker) consume(ctx context.Context, id int) error {
-	log := w.log.With(zap.Int("consumer", id))
-	rc := kafka.ReaderConfig{
-		Brokers:     w.cfg.Brokers,
-		GroupID:     w.cfg.GroupID,
-		StartOffset: kafka.FirstOffset, // a new group must not skip earlier orders
-		// CommitInterval 0: CommitMessages is synchronous and returns its error.
-		CommitInterval: 0,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
-		MaxWait:        250 * time.Millisecond,
-		// Rebalances should not wait long for a member that went away.
-		SessionTimeout:    10 * time.Second,
-		RebalanceTimeout:  10 * time.Second,
-		HeartbeatInterval: time.Second,
-		ErrorLogger:       kafka.LoggerFunc(log.Sugar().Named("kafka").Warnf),
+func (w *Worker) transient(err error) bool {
+	var pe *publishError
+	if errors.As(err, &pe) {
+		return !producer.PerMessage(pe.err)
 	}
-	if w.cfg.CancelledTopic != "" {
-		rc.GroupTopics = []string{w.cfg.OrdersTopic, w.cfg.CancelledTopic}
-	} else {
-		rc.Topic = w.cfg.OrdersTopic
+	if errors.Is(err, errPanic) {
+		return false
 	}
-	r := w.cfg.OpenReader(rc)
-	// Closing the reader leaves the group at once, so partitions move to the
-	// other pods without waiting for the session timeout.
-	defer func() {
-		if err := r.Close(); err != nil {
-			log.Warn("close reader", zap.Error(err))
-		}
-	}()
+	return w.cfg.Transient(err)
+}
 
-	// Work on the batch in hand may outlive ctx by DrainTimeout, so a shutdown
-	// does not abandon orders between decision and publication.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(w.cfg.DrainTimeout, cancelWork) })
-	defer stopDrain()
+func (w *Worker) probe(ctx context.Context) error {
+	if w.cfg.Probe == nil {
+		return nil
+	}
+	return w.cfg.Probe(ctx)
+}
 
-	m := &member{id: id, log: log}
-	w.setFailure(id, nil)
-	log.Info("worker started", zap.String("group", w.cfg.GroupID), zap.String("topic", w.cfg.OrdersTopic),
-		zap.String("cancelled_topic", w.cfg.CancelledTopic), zap.Int("batch_size", w.cfg.BatchSize))
-	for {
-		batch, err := w.fetchBatch(ctx, r)
-		if err != nil {
-			if ctx.Err() != nil {
-				log.Info("worker stopping")
-				return nil
-			}
-			return fmt.Errorf("worker: fetch: %w", err)
-		}
-		settled, err := w.settle(work, m, batch)
-		if err != nil {
-			// Only cancellation ends settle early. The settled prefix (a split
-			// batch settles in order) is committed on a fresh bounded context;
-			// the rest stays uncommitted and is redelivered to whoever owns
-			// the partitions next.
-			if settled > 0 {
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(work), 5*time.Second)
-				if cerr := w.commit(cctx, r, batch[:settled]); cerr != nil {
-					log.Warn("commit the settled part of the batch", batchFields(batch, zap.Error(cerr))...)
-				}
-				cancel()
-			}
-			log.Warn("batch left uncommitted", batchFields(batch[min(settled, len(batch)-1):], zap.Int("settled", settled), zap.Error(err))...)
-			return nil
-		}
-		if err := w.commit(work, r, batch); err != nil {
-			if work.Err() != nil {
-				return nil
-			}
-			// A failed commit only means a redelivery, which the ledger
-			// absorbs; the member reports it until a commit succeeds.
-			w.setCommitFailure(id, fmt.Errorf("commit offsets: %w", err))
-			log.Warn("commit offsets", batchFields(batch, zap.Error(err))...)
-			continue
-		}
-		w.setCommitFailure(id, nil)
+// retryPause is the capped exponential backoff with jitter for attempt n.
+func retryPause(lo, hi time.Duration, n int) time.Duration {
+	d := lo << min(n-1, 20)
+	if d <= 0 || d > hi {
+		d = hi
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
-// commit commits the batch's offsets, bounded in time.
-func (w *Worker) commit(ctx context.Context, r Reader, batch []kafka.Message) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return r.CommitMessages(ctx, batch...)
-}
-
-// fetchBatch blocks for one message, then collects more for at most BatchWait,
-// up to BatchSize. A message not taken stays queued in the reader.
-func (w *Worker) fetchBatch(ctx context.Context, r Reader) ([]kafka.Message, error) {
-	m, err := r.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
+func clipBytes(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
 	}
-	batch := []kafka.Message{m}
-	if w.cfg.BatchSize > 1 {
-		wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
-		defer cancel()
-		for len(batch) < w.cfg.BatchSize {
-			m, err := r.FetchMessage(wctx)
-			if err != nil {
-				break
-			}
-			batch = append(batch, m)
-		}
-	}
-	for _, m := range batch {
-		w.cfg.Metrics.fetched(m.Topic, m.Partition, m.Offset, m.HighWaterMark)
-	}
-	w.cfg.Metrics.batch(len(batch))
-	return batch, nil
+	return b[:n]
 }
 
 func msgFields(m kafka.Message, more ...zap.Field) []zap.Field {
 	return append([]zap.Field{zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset)}, more...)
-}
-
-func batchFields(batch []kafka.Message, more ...zap.Field) []zap.Field {
-	first := batch[0]
-	return append([]zap.Field{zap.String("topic", first.Topic), zap.Int("partition", first.Partition),
-		zap.Int64("offset", first.Offset), zap.Int("batch", len(batch))}, more...)
 }

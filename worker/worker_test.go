@@ -390,6 +390,9 @@ func TestBatchStrategyAnswersAMixedBacklog(t *testing.T) {
 	if s := testsvc.Stocks(t, r.g, 16); s != 0 {
 		t.Fatalf("stock = %d, want 0", s)
 	}
+	if n := metricValue(t, r.reg, "stockflow_batch_size", nil); n < 1 {
+		t.Errorf("stockflow_batch_size observed %v batch transactions", n)
+	}
 }
 
 func TestCancellations(t *testing.T) {
@@ -466,9 +469,6 @@ func TestCancellations(t *testing.T) {
 		if got := metricValue(t, r.reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
-	}
-	if n := metricValue(t, r.reg, "stockflow_batch_size", nil); n < 1 {
-		t.Errorf("stockflow_batch_size observed %v batches", n)
 	}
 }
 
@@ -561,5 +561,30 @@ func TestFirstCopyDecidesAnOrder(t *testing.T) {
 				t.Fatalf("stock = %d, want 9", s)
 			}
 		})
+	}
+}
+
+// placed X → cancelled X → placed X again (a redelivery): the last event of X
+// is still its stock-released, and the stock was given back once.
+func TestRedeliveredOrderAfterItsCancelEndsReleased(t *testing.T) {
+	r := newRig(t)
+	testsvc.Stock(t, r.g, 16, 10)
+	r.start()
+	order := `{"order_id":"X","items":[{"goods_id":16,"num":3}]}`
+	r.send("X", order)
+	r.answers(map[string]string{"X": events.TypeDeducted})
+	r.sendTo(r.topics.Cancelled, "X", `{"order_id":"X"}`)
+	r.answers(map[string]string{"X": events.TypeReleased})
+	r.send("X", order)
+	got := r.answersUntil("X deducted again, then released again", func(b map[string][]events.Outcome) bool {
+		evs := b["X"]
+		return len(evs) >= 4 && evs[len(evs)-1].Type == events.TypeReleased
+	})
+	want := []string{"stock-deducted", "stock-released", "stock-deducted", "stock-released"}
+	if s := summary(got)["X"]; !reflect.DeepEqual(s, want) {
+		t.Fatalf("X's events = %v, want %v", s, want)
+	}
+	if s := testsvc.Stocks(t, r.g, 16); s != 10 {
+		t.Fatalf("stock = %d, want 10", s)
 	}
 }

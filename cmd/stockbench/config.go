@@ -15,7 +15,7 @@ import (
 
 // Reference rows and workloads.
 const (
-	seedStyle = "seed-style" // LOCK_STRATEGY=pessimistic, BATCH_SIZE=1
+	seedStyle = "seed-style" // LOCK_STRATEGY=pessimistic, BATCH_SIZE=1, LANES=1
 	dbLimit   = "db-limit"   // hot-row UPDATE rate, no Kafka
 
 	workloadHot    = "hot"

@@ -88,6 +88,9 @@ func workerSettings(o options, strategy string) []string {
 		lock, batch = "pessimistic", "1"
 	}
 	env = append(env, "LOCK_STRATEGY="+lock)
+	if strategy == seedStyle {
+		env = append(env, "LANES=1") // one order at a time, as the seed decided them
+	}
 	if batch != "" {
 		env = append(env, "BATCH_SIZE="+batch)
 	}

@@ -37,6 +37,7 @@ type config struct {
 	BatchSize      int
 	BatchWait      time.Duration
 	Consumers      int
+	Lanes          int
 	RedisPrefix    string
 	PoisonAttempts int
 	Limits         events.Limits
@@ -123,9 +124,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	num(&c.DBMaxOpen, "db-max-open", "DB_MAX_OPEN", 16, "maximum open MySQL connections of this process")
 	dur(&c.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "time the orders in hand may take to finish after SIGTERM")
-	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 1024, "most orders fetched, decided, published and committed together")
-	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 5*time.Millisecond, "longest wait for a micro-batch to fill after its first order")
+	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 1024, "most orders one batch-strategy transaction decides; a consumer holds at most 4 × this many messages in flight")
+	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 0, "batch strategy: how long a lane waits for a run of orders to fill before it starts a transaction that is not full (0: at once)")
 	num(&c.Consumers, "consumers", "CONSUMERS", 2, "consumer-group members in this process, each working on its own partitions")
+	num(&c.Lanes, "lanes", "LANES", 0, "decisions each consumer takes at once, orders on different goods in parallel (0: DB_MAX_OPEN / CONSUMERS, at least 1; 1 decides one at a time)")
 	str(&c.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "stockflow:goods:", "prefix of the redis strategy's lock keys; one per deployment sharing a Redis")
 	num(&c.PoisonAttempts, "poison-attempts", "POISON_ATTEMPTS", 6, "attempts at a batch, then at a single message, that fails with a non-transient error before the message is parked on DLQ_TOPIC")
 	num(&c.Limits.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", events.DefaultMaxMessageBytes, "largest order-placed message; a larger order is rejected as invalid_order")
@@ -171,6 +173,9 @@ func (c config) validate() error {
 	}
 	if strings.TrimSpace(c.Brokers) == "" {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
+	}
+	if c.Lanes < 0 {
+		errs = append(errs, fmt.Errorf("LANES must be 0 (sized to DB_MAX_OPEN) or more, got %d", c.Lanes))
 	}
 	if c.PoisonAttempts < 1 {
 		errs = append(errs, fmt.Errorf("POISON_ATTEMPTS must be at least 1, got %d", c.PoisonAttempts))

@@ -55,3 +55,25 @@ func TestPoisonAndLimitSettings(t *testing.T) {
 		}
 	}
 }
+
+// LANES defaults to the pool shared among the consumers.
+func TestLanesDefaultToThePool(t *testing.T) {
+	for env, want := range map[string]int{"": 8, "LANES=3": 3, "DB_MAX_OPEN=5": 2, "DB_MAX_OPEN=1": 1, "CONSUMERS=1": 16} {
+		k, v, _ := strings.Cut(env, "=")
+		c, err := parseConfig(nil, func(name string) string {
+			if name == k {
+				return v
+			}
+			return ""
+		}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.workerConfig([]string{"b:1"}, nil).Lanes; got != want {
+			t.Errorf("%s: lanes %d, want %d", env, got, want)
+		}
+	}
+	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"LANES": "-1"}[k] }, &bytes.Buffer{}); err == nil {
+		t.Error("LANES=-1 accepted")
+	}
+}

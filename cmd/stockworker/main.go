@@ -230,10 +230,20 @@ func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.C
 		BatchSize:      c.BatchSize,
 		BatchWait:      c.BatchWait,
 		Consumers:      c.Consumers,
+		Lanes:          c.lanes(),
 		Limits:         c.Limits,
 		PoisonAttempts: c.PoisonAttempts,
 		Metrics:        metrics,
 	}
+}
+
+// lanes is LANES, or DB_MAX_OPEN shared among the consumers when it is 0: as
+// many decisions at once as the pool has connections.
+func (c config) lanes() int {
+	if c.Lanes > 0 {
+		return c.Lanes
+	}
+	return max(1, c.DBMaxOpen/max(1, c.Consumers))
 }
 
 func httpHandler(w *worker.Worker, g *gorm.DB, rdb *redis.Client, brokers []string, reg *prometheus.Registry) http.Handler {
