@@ -59,7 +59,7 @@ test-chaos: ## only the chaos tests (they restart MariaDB and Redis)
 test-unit: ## tests that need no service (the others skip unless CI=true)
 	$(GO) test -race -count=1 ./events/...
 
-FUZZ_TARGETS := FuzzDecodeOrderPlaced FuzzDecodeOrderCancelled FuzzValidateLines
+FUZZ_TARGETS := FuzzDecodeOrderPlaced FuzzDecodeOrderCancelled FuzzValidateLines FuzzScanMatchesEncodingJSON
 FUZZTIME     ?= 60s
 
 fuzz: ## fuzz the decoder, cancels and the line validator (FUZZTIME each, 60s); finds land in events/testdata/fuzz

@@ -101,7 +101,7 @@ func runPipeline(b *testing.B, strategy, workload string, consumers, lanes int) 
 	defer pub.Close()
 	wk, err := worker.New(worker.Config{
 		Brokers: brokers, GroupID: id, OrdersTopic: orders, EventsTopic: events_, DLQTopic: dlq,
-		Strategy: strategy, BatchSize: 256, Consumers: consumers, Lanes: lanes,
+		Strategy: strategy, BatchSize: 1024, Consumers: consumers, Lanes: lanes,
 	}, s, db.NewLedger(g, db.Options{}), pub, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -62,14 +62,9 @@ func (b *Batch) DeductBatch(ctx context.Context, orders []events.OrderPlaced) ([
 }
 
 func (b *Batch) decide(tx *gorm.DB, ids []string, lines [][]events.Line) ([]Decision, error) {
-	var stored []OrderOutcome
-	if err := tx.Select("order_id", "status", "reason", "payload").
-		Where("order_id IN ?", uniq(ids)).Find(&stored).Error; err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
-	}
-	known := make(map[string]Decision, len(ids))
-	for _, r := range stored {
-		known[r.OrderID] = Decision{OrderID: r.OrderID, Status: r.Status, Reason: r.Reason, Payload: r.Payload, Replayed: true}
+	known, err := replayAll(tx, uniq(ids))
+	if err != nil {
+		return nil, err
 	}
 
 	goodsSet := map[int64]bool{}
@@ -122,10 +117,8 @@ func (b *Batch) decide(tx *gorm.DB, ids []string, lines [][]events.Line) ([]Deci
 	if err := b.writeStock(tx, initial, stock); err != nil {
 		return nil, err
 	}
-	if len(rows) > 0 {
-		if err := tx.CreateInBatches(&rows, 500).Error; err != nil {
-			return nil, fmt.Errorf("write ledger: %w", err)
-		}
+	if err := insertOutcomes(tx, rows); err != nil {
+		return nil, err
 	}
 	return decisions, nil
 }

@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/stockflow/stockflow/events"
@@ -28,17 +27,15 @@ func NewMutex(g *gorm.DB, opts Options) *Mutex {
 
 // Deduct decides o; see Pessimistic.Deduct for the contract.
 func (m *Mutex) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, error) {
-	lines, err := lockOrder(o)
-	if err != nil {
-		return Decision{}, err
+	hold := func(ctx context.Context, goods []int64) (context.Context, func(error) error, error) {
+		unlock, err := m.locks.lock(ctx, goods)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ctx, func(err error) error { unlock(); return err }, nil
 	}
-	unlock, err := m.locks.lock(ctx, goodsOf(lines))
-	if err != nil {
-		return Decision{}, fmt.Errorf("mutex order %s: %w", o.OrderID, err)
-	}
-	defer unlock()
-	return transact(ctx, &m.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		return m.readDecideWrite(tx, o.OrderID, lines, false)
+	return m.deductRows(ctx, o, hold, func(tx *gorm.DB, orderID string, lines []events.Line) (Decision, error) {
+		return m.lockDecideWrite(tx, orderID, lines, false)
 	})
 }
 

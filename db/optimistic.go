@@ -30,50 +30,45 @@ func NewOptimistic(g *gorm.DB, opts Options) *Optimistic {
 
 // Deduct decides o; see Pessimistic.Deduct for the contract.
 func (p *Optimistic) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, error) {
-	lines, err := lockOrder(o)
+	return p.deductRows(ctx, o, nil, p.step)
+}
+
+func (p *Optimistic) step(tx *gorm.DB, orderID string, lines []events.Line) (Decision, error) {
+	stock, version, err := readStock(tx, goodsOf(lines), false)
 	if err != nil {
 		return Decision{}, err
 	}
-	return transact(ctx, &p.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		if d, ok, err := replay(tx, o.OrderID); err != nil || ok {
-			return d, err
-		}
-		stock, version, err := readStock(tx, goodsOf(lines), false)
-		if err != nil {
-			return Decision{}, err
-		}
-		if err := p.inject(tx.Statement.Context, PointLocked); err != nil {
-			return Decision{}, err
-		}
-		if reason := verdict(lines, stock); reason != "" {
-			// The rejection rests on the rows as read: confirm that none of them
-			// changed since, or decide again.
-			for _, l := range lines {
-				if _, known := version[l.GoodsID]; known {
-					if err := casVersion(tx, l.GoodsID, version[l.GoodsID]); err != nil {
-						return Decision{}, err
-					}
-				}
-			}
-			return p.record(tx, o.OrderID, StatusRejected, reason, lines, stock)
-		}
-		for i, l := range lines {
-			res := tx.Exec("UPDATE inventory SET stocks = stocks - ?, version = version + 1 WHERE goods = ? AND version = ? AND stocks >= ?",
-				l.Num, l.GoodsID, version[l.GoodsID], l.Num)
-			if res.Error != nil {
-				return Decision{}, fmt.Errorf("deduct goods %d: %w", l.GoodsID, res.Error)
-			}
-			if res.RowsAffected != 1 {
-				return Decision{}, fmt.Errorf("goods %d changed since read: %w", l.GoodsID, ErrConflict)
-			}
-			if i == 0 {
-				if err := p.inject(tx.Statement.Context, PointWritten); err != nil {
+	if err := p.inject(tx.Statement.Context, PointLocked); err != nil {
+		return Decision{}, err
+	}
+	if reason := verdict(lines, stock); reason != "" {
+		// The rejection rests on the rows as read: confirm that none of them
+		// changed since, or decide again.
+		for _, l := range lines {
+			if _, known := version[l.GoodsID]; known {
+				if err := casVersion(tx, l.GoodsID, version[l.GoodsID]); err != nil {
 					return Decision{}, err
 				}
 			}
 		}
-		return p.record(tx, o.OrderID, StatusDeducted, "", lines, nil)
-	})
+		return p.record(tx, orderID, StatusRejected, reason, lines, stock)
+	}
+	for i, l := range lines {
+		res := tx.Exec("UPDATE inventory SET stocks = stocks - ?, version = version + 1 WHERE goods = ? AND version = ? AND stocks >= ?",
+			l.Num, l.GoodsID, version[l.GoodsID], l.Num)
+		if res.Error != nil {
+			return Decision{}, fmt.Errorf("deduct goods %d: %w", l.GoodsID, res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return Decision{}, fmt.Errorf("goods %d changed since read: %w", l.GoodsID, ErrConflict)
+		}
+		if i == 0 {
+			if err := p.inject(tx.Statement.Context, PointWritten); err != nil {
+				return Decision{}, err
+			}
+		}
+	}
+	return p.record(tx, orderID, StatusDeducted, "", lines, nil)
 }
 
 // casVersion checks, under a row lock held to COMMIT, that goods still has

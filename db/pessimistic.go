@@ -23,42 +23,7 @@ func NewPessimistic(g *gorm.DB, opts Options) *Pessimistic {
 // returns it. A redelivered order returns its first decision and changes nothing.
 // Errors are transient (see Transient) or ctx's; they never mean a rejection.
 func (p *Pessimistic) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, error) {
-	lines, err := lockOrder(o)
-	if err != nil {
-		return Decision{}, err
-	}
-	return transact(ctx, &p.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		return p.readDecideWrite(tx, o.OrderID, lines, true)
+	return p.deductRows(ctx, o, nil, func(tx *gorm.DB, orderID string, lines []events.Line) (Decision, error) {
+		return p.lockDecideWrite(tx, orderID, lines, true)
 	})
-}
-
-// readDecideWrite is the body shared by the strategies that read the order's
-// rows before writing them: replay the ledger, read the rows (FOR UPDATE when
-// lock is set; pessimistic and redis lock, mutex relies on its guard), decide
-// all lines together, write each line with a guarded UPDATE, record the decision.
-func (b *base) readDecideWrite(tx *gorm.DB, orderID string, lines []events.Line, lock bool) (Decision, error) {
-	if d, ok, err := replay(tx, orderID); err != nil || ok {
-		return d, err
-	}
-	stock, _, err := readStock(tx, goodsOf(lines), lock)
-	if err != nil {
-		return Decision{}, err
-	}
-	if err := b.inject(tx.Statement.Context, PointLocked); err != nil {
-		return Decision{}, err
-	}
-	if reason := verdict(lines, stock); reason != "" {
-		return b.record(tx, orderID, StatusRejected, reason, lines, stock)
-	}
-	for i, l := range lines {
-		if err := deductGuarded(tx, l.GoodsID, l.Num); err != nil {
-			return Decision{}, err
-		}
-		if i == 0 {
-			if err := b.inject(tx.Statement.Context, PointWritten); err != nil {
-				return Decision{}, err
-			}
-		}
-	}
-	return b.record(tx, orderID, StatusDeducted, "", lines, nil)
 }

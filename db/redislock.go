@@ -58,34 +58,34 @@ func NewRedis(g *gorm.DB, client goredislib.UniversalClient, opts Options, ropts
 
 // Deduct decides o; see Pessimistic.Deduct for the contract.
 func (r *Redis) Deduct(ctx context.Context, o events.OrderPlaced) (Decision, error) {
-	lines, err := lockOrder(o)
-	if err != nil {
-		return Decision{}, err
-	}
-	mutexes, err := r.lock(ctx, goodsOf(lines))
-	if err != nil {
-		return Decision{}, fmt.Errorf("redis order %s: %w", o.OrderID, err)
-	}
-	defer r.unlock(mutexes)
-
-	// The work under the locks ends before the first of them expires.
-	until := mutexes[0].Until()
-	for _, m := range mutexes[1:] {
-		if m.Until().Before(until) {
-			until = m.Until()
+	hold := func(ctx context.Context, goods []int64) (context.Context, func(error) error, error) {
+		mutexes, err := r.lock(ctx, goods)
+		if err != nil {
+			return nil, nil, err
 		}
+		// The work under the locks ends before the first of them expires.
+		until := mutexes[0].Until()
+		for _, m := range mutexes[1:] {
+			if m.Until().Before(until) {
+				until = m.Until()
+			}
+		}
+		wctx, cancel := context.WithDeadline(ctx, until)
+		return wctx, func(err error) error {
+			outlived := err != nil && ctx.Err() == nil && wctx.Err() != nil
+			cancel()
+			r.unlock(mutexes)
+			if outlived {
+				return fmt.Errorf("redis order %s: work outlived the lock: %w", o.OrderID, ErrLock)
+			}
+			return err
+		}, nil
 	}
-	wctx, cancel := context.WithDeadline(ctx, until)
-	defer cancel()
 	// FOR UPDATE costs little under the Redis lock (no one else waits) and
 	// keeps the decision right if the lock has expired.
-	d, err := transact(wctx, &r.base, "order "+o.OrderID, func(tx *gorm.DB) (Decision, error) {
-		return r.readDecideWrite(tx, o.OrderID, lines, true)
+	return r.deductRows(ctx, o, hold, func(tx *gorm.DB, orderID string, lines []events.Line) (Decision, error) {
+		return r.lockDecideWrite(tx, orderID, lines, true)
 	})
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		return Decision{}, fmt.Errorf("redis order %s: work outlived the lock: %w", o.OrderID, ErrLock)
-	}
-	return d, err
 }
 
 // lock takes the goods' locks in ascending order; on failure it releases what it

@@ -2,10 +2,13 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stockflow/stockflow/events"
@@ -179,16 +182,69 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // replay returns the stored decision for orderID, if there is one.
 func replay(tx *gorm.DB, orderID string) (Decision, bool, error) {
-	var rows []OrderOutcome
-	if err := tx.Select("order_id", "status", "reason", "payload").
-		Where("order_id = ?", orderID).Limit(1).Find(&rows).Error; err != nil {
-		return Decision{}, false, fmt.Errorf("read ledger: %w", err)
+	known, err := replayAll(tx, []string{orderID})
+	if err != nil {
+		return Decision{}, false, err
 	}
-	if len(rows) == 0 {
-		return Decision{}, false, nil
+	for _, d := range known {
+		return d, true, nil // the one row the ledger has for orderID
 	}
-	r := rows[0]
-	return Decision{OrderID: r.OrderID, Status: r.Status, Reason: r.Reason, Payload: r.Payload, Replayed: true}, true, nil
+	return Decision{}, false, nil
+}
+
+// replayAll returns the stored decisions of the given orders (no duplicates),
+// keyed by order id. Plain SQL and a hand-written scan: it runs once per
+// order (once per run for batch), where gorm's reflection showed in profiles.
+func replayAll(tx *gorm.DB, orderIDs []string) (map[string]Decision, error) {
+	known := make(map[string]Decision, len(orderIDs))
+	for chunk := range slices.Chunk(orderIDs, 1000) {
+		var rows *sql.Rows
+		var err error
+		if len(chunk) == 1 {
+			rows, err = tx.Raw("SELECT order_id, status, reason, payload FROM order_outcomes WHERE order_id = ?", chunk[0]).Rows()
+		} else {
+			rows, err = tx.Raw("SELECT order_id, status, reason, payload FROM order_outcomes WHERE order_id IN ?", chunk).Rows()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+		for rows.Next() {
+			var d Decision
+			if err := rows.Scan(&d.OrderID, &d.Status, &d.Reason, &d.Payload); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read ledger: %w", err)
+			}
+			d.Replayed = true
+			known[d.OrderID] = d
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read ledger: %w", err)
+		}
+	}
+	return known, nil
+}
+
+// insertOutcomes inserts ledger rows with multi-row INSERTs of at most 500
+// rows, in plain SQL.
+func insertOutcomes(tx *gorm.DB, rows []OrderOutcome) error {
+	for chunk := range slices.Chunk(rows, 500) {
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO order_outcomes (order_id, status, reason, items, payload, strategy, created_at) VALUES ")
+		args := make([]any, 0, 7*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?)")
+			args = append(args, r.OrderID, r.Status, r.Reason, r.Items, r.Payload, r.Strategy, r.CreatedAt)
+		}
+		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+			return fmt.Errorf("write ledger: %w", err)
+		}
+	}
+	return nil
 }
 
 // record builds the outcome event and inserts the ledger row in tx. A concurrent
@@ -204,8 +260,8 @@ func (b *base) recordEvent(tx *gorm.DB, orderID, status, reason string, lines []
 	if err != nil {
 		return Decision{}, err
 	}
-	if err := tx.Create(&row).Error; err != nil {
-		return Decision{}, fmt.Errorf("write ledger: %w", err)
+	if err := insertOutcomes(tx, []OrderOutcome{row}); err != nil {
+		return Decision{}, err
 	}
 	return d, nil
 }

@@ -15,10 +15,17 @@ import (
 
 // Decoder decodes and validates incoming events under its Limits. It holds no
 // state besides them and is safe for concurrent use.
-type Decoder struct{ limits Limits }
+type Decoder struct {
+	limits Limits
+	// object parses one JSON object: scanObject, or in tests the
+	// encoding/json reference it must agree with.
+	object func([]byte) (map[string]json.RawMessage, map[string]bool, error)
+}
 
 // NewDecoder returns a Decoder enforcing limits (zero fields: the defaults).
-func NewDecoder(limits Limits) *Decoder { return &Decoder{limits: limits.withDefaults()} }
+func NewDecoder(limits Limits) *Decoder {
+	return &Decoder{limits: limits.withDefaults(), object: scanObject}
+}
 
 // Limits returns the limits the decoder enforces, defaults filled in.
 func (d *Decoder) Limits() Limits { return d.limits }
@@ -56,31 +63,30 @@ func (d *Decoder) OrderPlaced(b []byte) (OrderPlaced, error) {
 	}
 
 	rawItems, ok := env.fields["items"]
-	var items []json.RawMessage
+	isArray := ok && len(rawItems) > 0 && rawItems[0] == '['
 	switch {
 	case (!ok || isNull(rawItems)) && oversized:
 		return tooBig(nil, 0)
 	case !ok || isNull(rawItems):
 		return invalid(nil, 0, "items missing")
-	case json.Unmarshal(rawItems, &items) != nil && oversized:
+	case !isArray && oversized:
 		return tooBig(nil, 0)
-	case items == nil:
+	case !isArray:
 		return invalid(nil, 0, "items is not an array")
 	}
-
 	// Only the first MaxLines lines are read: enough to list in the rejection
 	// of an order with too many, and a bound on the work for any message.
-	readable := items[:min(len(items), d.limits.MaxLines)]
+	readable, count := arrayElements(rawItems, d.limits.MaxLines)
 	total := 0
-	if len(items) > len(readable) {
-		total = len(items)
+	if count > len(readable) {
+		total = count
 	}
 	var (
 		read    []Line // every line whose goods_id and num could be read
 		problem string // the first defect found, if any
 	)
 	for i, raw := range readable {
-		l, err := decodeLine(raw)
+		l, err := d.decodeLine(raw)
 		if err != nil {
 			if problem == "" {
 				problem = fmt.Sprintf("items[%d]: %v", i, err)
@@ -102,11 +108,11 @@ func (d *Decoder) OrderPlaced(b []byte) (OrderPlaced, error) {
 	switch {
 	case oversized:
 		return tooBig(lines, total)
-	case len(items) > d.limits.MaxLines:
-		return invalid(lines, total, "%d items, at most %d allowed", len(items), d.limits.MaxLines)
+	case count > d.limits.MaxLines:
+		return invalid(lines, total, "%d items, at most %d allowed", count, d.limits.MaxLines)
 	case problem != "":
 		return invalid(lines, total, "%s", problem)
-	case len(items) == 0:
+	case count == 0:
 		return invalid(lines, total, "items is empty")
 	case overflow:
 		return invalid(lines, total, "the summed num of one goods exceeds %d", math.MaxInt32)
@@ -159,7 +165,7 @@ func (d *Decoder) envelope(b []byte) (envelope, error) {
 	if at := loneSurrogate(b); at >= 0 {
 		return envelope{}, fmt.Errorf("%w: lone UTF-16 surrogate escape %s at offset %d", ErrUndecodable, b[at:at+6], at)
 	}
-	fields, dup, err := decodeObject(b)
+	fields, dup, err := d.object(b)
 	if err != nil {
 		return envelope{}, fmt.Errorf("%w: not a JSON object: %v", ErrUndecodable, err)
 	}
@@ -189,10 +195,12 @@ func (d *Decoder) envelope(b []byte) (envelope, error) {
 	return env, nil
 }
 
-// decodeObject parses b as exactly one JSON object and returns its members
-// (raw) and the keys that appear more than once. Keys are compared after
-// unescaping, so "order_id" and "order\u005fid" are one key.
-func decodeObject(b []byte) (map[string]json.RawMessage, map[string]bool, error) {
+// jsonObject parses b as exactly one JSON object with encoding/json's token
+// decoder and returns its members (raw) and the keys that appear more than
+// once. Keys are compared after unescaping, so "order_id" and "order\u005fid"
+// are one key. It is the reference scanObject must agree with (a fuzz target
+// checks), and explains why bytes that are not valid JSON are not.
+func jsonObject(b []byte) (map[string]json.RawMessage, map[string]bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
 	if err != nil {
@@ -254,8 +262,8 @@ func describe(tok json.Token) string {
 	return fmt.Sprintf("%v", tok)
 }
 
-func decodeLine(raw json.RawMessage) (Line, error) {
-	f, dup, err := decodeObject(raw)
+func (d *Decoder) decodeLine(raw json.RawMessage) (Line, error) {
+	f, dup, err := d.object(raw)
 	if err != nil {
 		return Line{}, errors.New("not an object")
 	}
@@ -269,16 +277,20 @@ func decodeLine(raw json.RawMessage) (Line, error) {
 	if !ok || isNull(g) {
 		return Line{}, errors.New("goods_id missing")
 	}
-	if err := json.Unmarshal(g, &l.GoodsID); err != nil {
+	goods, ok := integer(g, 64)
+	if !ok {
 		return Line{}, fmt.Errorf("goods_id is not a 64-bit integer: %s", clip(g))
 	}
+	l.GoodsID = goods
 	n, ok := f["num"]
 	if !ok || isNull(n) {
 		return Line{}, errors.New("num missing")
 	}
-	if err := json.Unmarshal(n, &l.Num); err != nil {
+	num, ok := integer(n, 32)
+	if !ok {
 		return Line{}, fmt.Errorf("num is not a 32-bit integer: %s", clip(n))
 	}
+	l.Num = int32(num)
 	return l, nil
 }
 
