@@ -13,10 +13,11 @@ import (
 //	UPDATE inventory SET stocks = stocks - ? ... WHERE goods = ? AND stocks >= ?
 //
 // in ascending goods id inside the order's transaction. No row is read before it
-// is written: the UPDATE itself checks and locks. A line that matches no row
-// rolls the whole attempt back, and the order is decided again in a fresh
-// transaction under lock (the pessimistic body): a rejection with what was
-// available, or the deduction if stock came back meanwhile. Cost per accepted
+// is written: the UPDATE itself checks and locks. When the first line matches
+// no row, the order is decided there under lock (the pessimistic body): a
+// rejection with what was available, or the deduction if stock came back
+// meanwhile. When a later line matches none, the attempt is rolled back and
+// the order decided again that way in a fresh transaction. Cost per accepted
 // order: one UPDATE per line and the ledger insert, between BEGIN and COMMIT;
 // locks are held from the first UPDATE to COMMIT.
 type Atomic struct{ base }
@@ -42,7 +43,12 @@ func (a *Atomic) step(tx *gorm.DB, orderID string, lines []events.Line) (Decisio
 			return Decision{}, fmt.Errorf("deduct goods %d: %w", l.GoodsID, res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return Decision{}, fmt.Errorf("goods %d of order %q: %w", l.GoodsID, orderID, errRecheck)
+			if i > 0 {
+				// Earlier lines are written: roll them back, decide again.
+				return Decision{}, fmt.Errorf("goods %d of order %q: %w", l.GoodsID, orderID, errRecheck)
+			}
+			// Nothing written yet: decide here, under lock.
+			return a.lockDecideWrite(tx, orderID, lines, true)
 		}
 		if i == 0 {
 			if err := a.inject(tx.Statement.Context, PointWritten); err != nil {

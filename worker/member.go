@@ -220,6 +220,12 @@ func (m *member) committer(ctx context.Context, r Reader) {
 		case <-retry.C:
 		}
 		commit(ctx)
+		// At most one commit per CommitInterval: each is a write to the
+		// group coordinator, and what waits only makes the next one cover
+		// more (a crash redelivers it, and the ledger replays it).
+		if err := sleep(ctx, m.w.cfg.CommitInterval); err != nil {
+			continue // the final commit, above
+		}
 	}
 }
 

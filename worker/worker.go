@@ -102,6 +102,11 @@ type Config struct {
 	// commit; fetching waits while it is reached. Default the larger of
 	// 4 × BatchSize and 64 × Lanes.
 	MaxInFlight int
+	// CommitInterval is the least time between two offset commits of a
+	// member. Committing less often costs nothing but the redelivery of what
+	// was answered since the last commit, should the member crash. Default
+	// 100ms.
+	CommitInterval time.Duration
 	// Transient classifies a decision's failure: true heals by waiting (it
 	// is retried without end and never parked). Default db.Transient.
 	Transient func(error) bool
@@ -174,6 +179,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = max(4*c.BatchSize, 64*c.Lanes)
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = 100 * time.Millisecond
 	}
 	if c.Transient == nil {
 		c.Transient = db.Transient

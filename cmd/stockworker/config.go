@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	num(&c.BatchSize, "batch-size", "BATCH_SIZE", 1024, "most orders one batch-strategy transaction decides; a consumer holds at most 4 × this many messages in flight")
 	dur(&c.BatchWait, "batch-wait", "BATCH_WAIT", 0, "batch strategy: how long a lane waits for a run of orders to fill before it starts a transaction that is not full (0: at once)")
 	num(&c.Consumers, "consumers", "CONSUMERS", 2, "consumer-group members in this process, each working on its own partitions")
-	num(&c.Lanes, "lanes", "LANES", 0, "decisions each consumer takes at once, orders on different goods in parallel (0: DB_MAX_OPEN / CONSUMERS, at least 1; 1 decides one at a time)")
+	num(&c.Lanes, "lanes", "LANES", 0, "decisions each consumer takes at once, orders on different goods in parallel (0: DB_MAX_OPEN / CONSUMERS, at least 1, and 1 for batch; 1 decides one at a time)")
 	str(&c.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "stockflow:goods:", "prefix of the redis strategy's lock keys; one per deployment sharing a Redis")
 	num(&c.PoisonAttempts, "poison-attempts", "POISON_ATTEMPTS", 6, "attempts at a batch, then at a single message, that fails with a non-transient error before the message is parked on DLQ_TOPIC")
 	num(&c.Limits.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", events.DefaultMaxMessageBytes, "largest order-placed message; a larger order is rejected as invalid_order")

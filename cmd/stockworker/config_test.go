@@ -58,7 +58,7 @@ func TestPoisonAndLimitSettings(t *testing.T) {
 
 // LANES defaults to the pool shared among the consumers.
 func TestLanesDefaultToThePool(t *testing.T) {
-	for env, want := range map[string]int{"": 8, "LANES=3": 3, "DB_MAX_OPEN=5": 2, "DB_MAX_OPEN=1": 1, "CONSUMERS=1": 16} {
+	for env, want := range map[string]int{"": 8, "LANES=3": 3, "DB_MAX_OPEN=5": 2, "DB_MAX_OPEN=1": 1, "CONSUMERS=1": 16, "LOCK_STRATEGY=batch": 1} {
 		k, v, _ := strings.Cut(env, "=")
 		c, err := parseConfig(nil, func(name string) string {
 			if name == k {

@@ -237,11 +237,17 @@ func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.C
 	}
 }
 
-// lanes is LANES, or DB_MAX_OPEN shared among the consumers when it is 0: as
-// many decisions at once as the pool has connections.
+// lanes is LANES, or, when it is 0, DB_MAX_OPEN shared among the consumers
+// (as many decisions at once as the pool has connections) — except for the
+// batch strategy, whose runs already carry many orders each: one lane, so
+// that at low load orders gather into runs instead of many small
+// transactions competing for the database.
 func (c config) lanes() int {
-	if c.Lanes > 0 {
+	switch {
+	case c.Lanes > 0:
 		return c.Lanes
+	case c.Strategy == "batch":
+		return 1
 	}
 	return max(1, c.DBMaxOpen/max(1, c.Consumers))
 }
