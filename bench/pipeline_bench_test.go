@@ -11,6 +11,7 @@ import (
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/internal/testsvc"
+	"github.com/stockflow/stockflow/internal/wire"
 	"github.com/stockflow/stockflow/producer"
 	"github.com/stockflow/stockflow/worker"
 	"go.uber.org/zap"
@@ -101,8 +102,8 @@ func runPipeline(b *testing.B, strategy, workload string, consumers, lanes int) 
 	defer pub.Close()
 	wk, err := worker.New(worker.Config{
 		Brokers: brokers, GroupID: id, OrdersTopic: orders, EventsTopic: events_, DLQTopic: dlq,
-		Strategy: strategy, BatchSize: 1024, Consumers: consumers, Lanes: lanes,
-	}, s, db.NewLedger(g, db.Options{}), pub, zap.NewNop())
+		Strategy: strategy, BatchSize: 1024, Consumers: consumers, Lanes: lanes, Transient: wire.Transient,
+	}, wire.Deductor(s), wire.Ledger(db.NewLedger(g, db.Options{})), pub, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

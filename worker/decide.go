@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/segmentio/kafka-go"
-	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/producer"
 	"go.uber.org/zap"
@@ -243,20 +242,20 @@ func (m *member) decide(ctx context.Context, work []*task) error {
 }
 
 // answer sets t's answer to decision d.
-func (m *member) answer(t *task, d db.Decision) {
+func (m *member) answer(t *task, d Decision) {
 	w := m.w
-	t.answers = []kafka.Message{producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.EventType(), d.Payload)}
+	t.answers = []kafka.Message{producer.Outcome(w.cfg.EventsTopic, d.OrderID, d.Type, d.Payload)}
 	t.decided = []string{d.OrderID}
 	t.done = []func(){func() {
-		w.cfg.Metrics.answered(d.Status, d.Replayed)
-		m.log.Debug("order answered", msgFields(t.msg, zap.String("order_id", d.OrderID), zap.String("outcome", d.EventType()),
+		w.cfg.Metrics.answered(d.Type, d.Replayed)
+		m.log.Debug("order answered", msgFields(t.msg, zap.String("order_id", d.OrderID), zap.String("outcome", d.Type),
 			zap.String("reason", d.Reason), zap.Bool("replayed", d.Replayed))...)
 	}}
 }
 
 // deductAll decides orders in order: in one call when the strategy decides
 // batches, else one by one.
-func (m *member) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error) {
+func (m *member) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]Decision, error) {
 	w := m.w
 	if b, ok := w.deduct.(BatchDeductor); ok {
 		start := time.Now()
@@ -268,7 +267,7 @@ func (m *member) deductAll(ctx context.Context, orders []events.OrderPlaced) ([]
 		w.cfg.Metrics.batch(len(orders))
 		return ds, nil
 	}
-	ds := make([]db.Decision, len(orders))
+	ds := make([]Decision, len(orders))
 	for i, o := range orders {
 		start := time.Now()
 		d, err := w.deduct.Deduct(ctx, o)

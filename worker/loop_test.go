@@ -99,16 +99,16 @@ func (r *fakeReader) committedOffset() int64 {
 
 // fakeDeductor decides by calling decide, which the test sets.
 type fakeDeductor struct {
-	decide func(ctx context.Context, o events.OrderPlaced) (db.Decision, error)
+	decide func(ctx context.Context, o events.OrderPlaced) (worker.Decision, error)
 }
 
-func (d *fakeDeductor) Deduct(ctx context.Context, o events.OrderPlaced) (db.Decision, error) {
+func (d *fakeDeductor) Deduct(ctx context.Context, o events.OrderPlaced) (worker.Decision, error) {
 	return d.decide(ctx, o)
 }
 
-func deducted(o events.OrderPlaced) db.Decision {
+func deducted(o events.OrderPlaced) worker.Decision {
 	b, _ := events.Deducted(o.OrderID, o.Lines, time.Unix(0, 0)).Encode()
-	return db.Decision{OrderID: o.OrderID, Status: db.StatusDeducted, Payload: b}
+	return worker.Decision{OrderID: o.OrderID, Type: events.TypeDeducted, Payload: b}
 }
 
 // fakeLedger records rejections and answers cancels with a release of nothing.
@@ -117,12 +117,12 @@ type fakeLedger struct {
 	cancelled map[string][]byte
 }
 
-func (l *fakeLedger) Reject(_ context.Context, orderID, reason string, lines []events.Line, total int) (db.Decision, error) {
+func (l *fakeLedger) Reject(_ context.Context, orderID, reason string, lines []events.Line, total int) (worker.Decision, error) {
 	b, _ := events.Rejected(orderID, reason, lines, nil, time.Unix(0, 0)).WithItemsTotal(total).Encode()
-	return db.Decision{OrderID: orderID, Status: db.StatusRejected, Reason: reason, Payload: b}, nil
+	return worker.Decision{OrderID: orderID, Type: events.TypeRejected, Reason: reason, Payload: b}, nil
 }
 
-func (l *fakeLedger) Cancel(_ context.Context, orderID string) (db.Cancellation, error) {
+func (l *fakeLedger) Cancel(_ context.Context, orderID string) (worker.Cancellation, error) {
 	b, _ := events.Released(orderID, nil, time.Unix(0, 0)).Encode()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -130,7 +130,7 @@ func (l *fakeLedger) Cancel(_ context.Context, orderID string) (db.Cancellation,
 		l.cancelled = map[string][]byte{}
 	}
 	l.cancelled[orderID] = b
-	return db.Cancellation{OrderID: orderID, Result: db.CancelNothing, Events: []db.Event{{Type: events.TypeReleased, Payload: b}}}, nil
+	return worker.Cancellation{OrderID: orderID, Result: "nothing", Events: []worker.Event{{Type: events.TypeReleased, Payload: b}}}, nil
 }
 
 func (l *fakeLedger) Released(_ context.Context, ids []string) (map[string][]byte, error) {
@@ -187,9 +187,9 @@ type loop struct {
 
 func newLoop(t *testing.T, r *fakeReader) *loop {
 	return &loop{t: t, r: r, l: &fakeLedger{}, p: &fakePublisher{},
-		d: &fakeDeductor{decide: func(_ context.Context, o events.OrderPlaced) (db.Decision, error) { return deducted(o), nil }},
+		d: &fakeDeductor{decide: func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) { return deducted(o), nil }},
 		cfg: worker.Config{Brokers: []string{"fake:9092"}, GroupID: "g", OrdersTopic: "orders", CancelledTopic: "cancels",
-			EventsTopic: "events", DLQTopic: "dlq", MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+			EventsTopic: "events", DLQTopic: "dlq", MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Transient: db.Transient,
 			BatchSize: 64, BatchWait: 2 * time.Millisecond, PoisonAttempts: 3, DrainTimeout: 2 * time.Second}}
 }
 
@@ -292,12 +292,12 @@ func TestPoisonMessageIsParkedAndThePartitionMovesOn(t *testing.T) {
 	lp := newLoop(t, r)
 	var mu sync.Mutex
 	attempts := 0
-	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		if o.OrderID == "poison" {
 			mu.Lock()
 			attempts++
 			mu.Unlock()
-			return db.Decision{}, fmt.Errorf("write ledger: %w", errTooLong)
+			return worker.Decision{}, fmt.Errorf("write ledger: %w", errTooLong)
 		}
 		return deducted(o), nil
 	}
@@ -365,12 +365,12 @@ func TestTransientFailureIsNeverParked(t *testing.T) {
 	lp := newLoop(t, r)
 	var mu sync.Mutex
 	failures := 0
-	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if failures < 20 { // many times PoisonAttempts
 			failures++
-			return db.Decision{}, &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}
+			return worker.Decision{}, &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}
 		}
 		return deducted(o), nil
 	}
@@ -389,8 +389,8 @@ func TestTransientFailureIsNeverParked(t *testing.T) {
 func TestNothingIsParkedWhileTheServicesDoNotAnswer(t *testing.T) {
 	r := newFakeReader(orderJSON("x"))
 	lp := newLoop(t, r)
-	lp.d.decide = func(context.Context, events.OrderPlaced) (db.Decision, error) {
-		return db.Decision{}, &mysql.MySQLError{Number: 1146, Message: "Table 'inventory' doesn't exist"}
+	lp.d.decide = func(context.Context, events.OrderPlaced) (worker.Decision, error) {
+		return worker.Decision{}, &mysql.MySQLError{Number: 1146, Message: "Table 'inventory' doesn't exist"}
 	}
 	var mu sync.Mutex
 	probes, healthy := 0, false
@@ -424,7 +424,7 @@ func TestNothingIsParkedWhileTheServicesDoNotAnswer(t *testing.T) {
 func TestPanicIsIsolated(t *testing.T) {
 	r := newFakeReader(orderJSON("ok1"), orderJSON("boom"), orderJSON("ok2"))
 	lp := newLoop(t, r)
-	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		if o.OrderID == "boom" {
 			panic("defect")
 		}
@@ -471,13 +471,13 @@ func TestCancelDrainsTheBatchInHand(t *testing.T) {
 	r := newFakeReader(orderJSON("inflight"))
 	lp := newLoop(t, r)
 	entered, release := make(chan struct{}), make(chan struct{})
-	lp.d.decide = func(ctx context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(ctx context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		close(entered)
 		select {
 		case <-release:
 			return deducted(o), nil
 		case <-ctx.Done():
-			return db.Decision{}, ctx.Err()
+			return worker.Decision{}, ctx.Err()
 		}
 	}
 	lp.start()
@@ -502,10 +502,10 @@ func TestDrainIsBounded(t *testing.T) {
 	lp := newLoop(t, r)
 	lp.cfg.DrainTimeout = 100 * time.Millisecond
 	entered := make(chan struct{})
-	lp.d.decide = func(ctx context.Context, _ events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(ctx context.Context, _ events.OrderPlaced) (worker.Decision, error) {
 		close(entered)
 		<-ctx.Done()
-		return db.Decision{}, ctx.Err()
+		return worker.Decision{}, ctx.Err()
 	}
 	lp.start()
 	<-entered
@@ -544,11 +544,11 @@ func TestFinalAttemptAfterTheProbeSavesAMessage(t *testing.T) {
 	lp := newLoop(t, r)
 	var mu sync.Mutex
 	probed := false
-	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !probed {
-			return db.Decision{}, &mysql.MySQLError{Number: 1146, Message: "Table 'inventory' doesn't exist"}
+			return worker.Decision{}, &mysql.MySQLError{Number: 1146, Message: "Table 'inventory' doesn't exist"}
 		}
 		return deducted(o), nil
 	}
@@ -573,9 +573,9 @@ func TestFinalAttemptAfterTheProbeSavesAMessage(t *testing.T) {
 func TestParkShrinksALetterTheDLQRefuses(t *testing.T) {
 	r := newFakeReader(orderJSON("poison"), orderJSON("ok"))
 	lp := newLoop(t, r)
-	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(_ context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		if o.OrderID == "poison" {
-			return db.Decision{}, errTooLong
+			return worker.Decision{}, errTooLong
 		}
 		return deducted(o), nil
 	}
@@ -606,8 +606,8 @@ func TestSystemicParkingIsHeldBack(t *testing.T) {
 	lp := newLoop(t, r)
 	lp.cfg.BatchSize = 1
 	lp.cfg.ParkHold = time.Second
-	lp.d.decide = func(context.Context, events.OrderPlaced) (db.Decision, error) {
-		return db.Decision{}, &mysql.MySQLError{Number: 1054, Message: "Unknown column 'x' in 'field list'"}
+	lp.d.decide = func(context.Context, events.OrderPlaced) (worker.Decision, error) {
+		return worker.Decision{}, &mysql.MySQLError{Number: 1054, Message: "Unknown column 'x' in 'field list'"}
 	}
 	lp.start()
 	eventually(t, "three parked", func() bool { return r.committedOffset() == 3 })
@@ -633,14 +633,14 @@ func TestDrainCommitsTheSettledPrefix(t *testing.T) {
 	lp.cfg.PoisonAttempts = 2
 	var mu sync.Mutex
 	tries := 0
-	lp.d.decide = func(ctx context.Context, o events.OrderPlaced) (db.Decision, error) {
+	lp.d.decide = func(ctx context.Context, o events.OrderPlaced) (worker.Decision, error) {
 		if o.OrderID != "stuck" {
 			return deducted(o), nil
 		}
 		mu.Lock()
 		tries++
 		mu.Unlock()
-		return db.Decision{}, errTooLong
+		return worker.Decision{}, errTooLong
 	}
 	lp.cfg.Probe = func(context.Context) error { return errors.New("services down") } // never parks
 	lp.start()

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/events"
 )
 
 // Metrics are the worker's Prometheus series. A nil *Metrics records nothing.
@@ -72,15 +72,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// DBRetry counts a retried transaction; pass it as db.Options.OnRetry.
-func (m *Metrics) DBRetry(strategy string, err error) {
+// DBRetry counts a transaction a strategy retried, by its cause
+// (db.RetryCause names them).
+func (m *Metrics) DBRetry(strategy, cause string) {
 	if m != nil {
-		m.dbRetries.WithLabelValues(strategy, db.RetryCause(err)).Inc()
+		m.dbRetries.WithLabelValues(strategy, cause).Inc()
 	}
 }
 
-func (m *Metrics) answered(outcome string, replayed bool) {
+// answered counts an order answered with an outcome event of type typ.
+func (m *Metrics) answered(typ string, replayed bool) {
 	if m != nil {
+		outcome := "rejected"
+		if typ == events.TypeDeducted {
+			outcome = "deducted"
+		}
 		m.orders.WithLabelValues(outcome, strconv.FormatBool(replayed)).Inc()
 	}
 }

@@ -8,58 +8,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/producer"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-)
-
-// Deductor decides one order under a lock strategy: it deducts every line or
-// none, records the decision in the ledger in the same transaction, and returns
-// it. A redelivered order returns the first decision and changes nothing. An
-// error means nothing was decided; it is never turned into a rejection.
-type Deductor interface {
-	Deduct(ctx context.Context, o events.OrderPlaced) (db.Decision, error)
-}
-
-// BatchDeductor decides many orders in one go, in the given order, returning one
-// decision per order (same index); on error nothing was decided. A Deductor
-// that also implements it is fed whole micro-batches.
-type BatchDeductor interface {
-	DeductBatch(ctx context.Context, orders []events.OrderPlaced) ([]db.Decision, error)
-}
-
-// Ledger records what needs no stock lock strategy: rejections of invalid
-// orders, and cancellations. Both return the first result on redelivery.
-// Released returns the stock-released events recorded for the given orders.
-type Ledger interface {
-	Reject(ctx context.Context, orderID, reason string, lines []events.Line, itemsTotal int) (db.Decision, error)
-	Cancel(ctx context.Context, orderID string) (db.Cancellation, error)
-	Released(ctx context.Context, orderIDs []string) (map[string][]byte, error)
-}
-
-// Publisher writes messages and returns once they are acknowledged (acks=all).
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...kafka.Message) error
-}
-
-// Reader is one group member's connection to Kafka; *kafka.Reader is one.
-// FetchMessage blocks for the next message of the member's partitions;
-// CommitMessages commits, per partition, the offset after the highest message
-// given; Close leaves the group.
-type Reader interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
-}
-
-var (
-	_ Deductor      = (*db.Pessimistic)(nil)
-	_ BatchDeductor = (*db.Batch)(nil)
-	_ Ledger        = (*db.Ledger)(nil)
-	_ Publisher     = (*producer.Publisher)(nil)
-	_ Reader        = (*kafka.Reader)(nil)
 )
 
 // Config configures a Worker. Brokers, GroupID, OrdersTopic, EventsTopic and
@@ -108,7 +60,8 @@ type Config struct {
 	// 100ms.
 	CommitInterval time.Duration
 	// Transient classifies a decision's failure: true heals by waiting (it
-	// is retried without end and never parked). Default db.Transient.
+	// is retried without end and never parked), false does not (the poison
+	// policy). Required: the strategy's package knows its errors (db.Transient).
 	Transient func(error) bool
 	// Limits bound what one message may hold (events.Limits; zero fields
 	// take their defaults). They are enforced before any database work.
@@ -148,6 +101,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: ORDERS_TOPIC %q must differ from CANCELLED_TOPIC, EVENTS_TOPIC and DLQ_TOPIC", c.OrdersTopic)
 	case c.CancelledTopic != "" && (c.CancelledTopic == c.EventsTopic || c.CancelledTopic == c.DLQTopic):
 		return fmt.Errorf("worker: CANCELLED_TOPIC %q must differ from EVENTS_TOPIC and DLQ_TOPIC", c.CancelledTopic)
+	case c.Transient == nil:
+		return errors.New("worker: Config.Transient is required (db.Transient for the db strategies)")
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -182,9 +137,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = 100 * time.Millisecond
-	}
-	if c.Transient == nil {
-		c.Transient = db.Transient
 	}
 	if c.PoisonAttempts <= 0 {
 		c.PoisonAttempts = 6

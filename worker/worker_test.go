@@ -15,6 +15,7 @@ import (
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/internal/testsvc"
+	"github.com/stockflow/stockflow/internal/wire"
 	"github.com/stockflow/stockflow/producer"
 	"github.com/stockflow/stockflow/worker"
 	"go.uber.org/goleak"
@@ -69,7 +70,8 @@ func (r *rig) start() {
 		MinBackoff:     10 * time.Millisecond,
 		Consumers:      r.consumers,
 		Metrics:        r.metrics,
-	}, strategy, db.NewLedger(r.g, db.Options{}), r.pub, zaptest.NewLogger(r.t))
+		Transient:      wire.Transient,
+	}, wire.Deductor(strategy), wire.Ledger(db.NewLedger(r.g, db.Options{})), r.pub, zaptest.NewLogger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/internal/wire"
 	"github.com/stockflow/stockflow/producer"
 	"github.com/stockflow/stockflow/worker"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -155,7 +156,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
-	dbOpts := db.Options{OnRetry: metrics.DBRetry, RedisPrefix: cfg.RedisPrefix}
+	dbOpts := wire.Options(metrics, db.Options{RedisPrefix: cfg.RedisPrefix})
 	deductor, err := db.NewStrategy(cfg.Strategy, g, rdb, dbOpts)
 	if err != nil {
 		return err
@@ -174,7 +175,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		return nil
 	}
 
-	w, err := worker.New(wcfg, deductor, ledger, pub, log)
+	w, err := worker.New(wcfg, wire.Deductor(deductor), wire.Ledger(ledger), pub, log)
 	if err != nil {
 		return err
 	}
@@ -234,6 +235,7 @@ func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.C
 		Limits:         c.Limits,
 		PoisonAttempts: c.PoisonAttempts,
 		Metrics:        metrics,
+		Transient:      wire.Transient,
 	}
 }
 

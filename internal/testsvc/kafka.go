@@ -3,6 +3,7 @@ package testsvc
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -29,6 +30,23 @@ func NewTopics(t testing.TB, partitions int) Topics {
 	if err := producer.EnsureTopics(ctx, brokers, partitions, 1, tp.Orders, tp.Cancelled, tp.Events, tp.DLQ); err != nil {
 		t.Fatal(err)
 	}
+	// The topics go when the test ends (TEST_KEEP_DB=1 keeps them, with the
+	// database): the broker's state outlives every run on a machine, and
+	// thousands of leftover topics slow every later test down.
+	t.Cleanup(func() {
+		if os.Getenv("TEST_KEEP_DB") != "" {
+			t.Logf("kept topics %s.*", id)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		transport := &kafka.Transport{}
+		defer transport.CloseIdleConnections()
+		c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: transport}
+		if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{tp.Orders, tp.Cancelled, tp.Events, tp.DLQ}}); err != nil {
+			t.Logf("delete topics %s.*: %v", id, err)
+		}
+	})
 	return tp
 }
 
