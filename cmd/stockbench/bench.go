@@ -32,7 +32,8 @@ var notes = []string{
 	"p50/p99: latency phase at the offered rate, produce (handed to the Kafka writer) → first outcome consumed.",
 	"tx/order: delta of the server-wide Com_commit over the throughput phase / orders; other clients of the server inflate it.",
 	"peak RSS: max VmHWM over the run's worker processes, read before stopping them.",
-	"seed-style: LOCK_STRATEGY=pessimistic with BATCH_SIZE=1 — one order per transaction, row lock, synchronous offset commit per message.",
+	"seed-style: LOCK_STRATEGY=pessimistic with BATCH_SIZE=1 and LANES=1 — one order per transaction, row lock, synchronous offset commit per message.",
+	"lanes: the LANES the workers were given, decisions one consumer takes at once; 1 decides one order at a time (the behaviour before lanes); lanes_default: the worker's default, DB_MAX_OPEN / CONSUMERS, at least 1, and 1 for batch. lanes=1 runs with one worker process only when -lanes lists other values too.",
 	"db-limit: hot-row autocommit UPDATE ... WHERE goods = ? AND stocks >= 1 from a few connections, no Kafka.",
 	"hot: one goods, stock N/2; spread: 10,000 goods, ample stock; multi: 3 distinct goods of 100 per order, stock 80% of demand.",
 }
@@ -45,19 +46,29 @@ type bench struct {
 }
 
 // specs lists the runs of the matrix in table order, and the combinations
-// skipped with the reason.
+// skipped with the reason. The lanes=1 baseline with more than one worker
+// process is not a combination of the matrix (baselineOnly), so it is in
+// neither list.
 func (b *bench) specs() (run []runSpec, skipped []*runResult) {
 	l := latencyOrders(b.o)
 	for _, s := range b.o.Strategies {
+		lanes := lanesFor(b.o, s)
 		for _, w := range b.o.Workloads {
 			for _, k := range b.o.Workers {
-				spec := runSpec{Strategy: s, Workload: w, Workers: k, N: b.o.N.For(s), L: l}
-				if s == "mutex" && k > 1 {
-					skipped = append(skipped, &runResult{Name: spec.name(), Strategy: s, Workload: w, Workers: k,
-						Skipped: "mutex supports one worker process only (README: topology)"})
-					continue
+				for _, ln := range lanes {
+					if baselineOnly(b.o, ln, k) {
+						continue
+					}
+					spec := runSpec{Strategy: s, Workload: w, Workers: k, N: b.o.N.For(s), L: l, Lanes: ln}
+					if s == "mutex" && k > 1 {
+						r := spec.result()
+						r.Orders = 0
+						r.Skipped = "mutex supports one worker process only (README: topology)"
+						skipped = append(skipped, r)
+						continue
+					}
+					run = append(run, spec)
 				}
-				run = append(run, spec)
 			}
 		}
 	}
@@ -89,8 +100,8 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	fmt.Fprintf(b.stdout, "stockbench — %s\n", res.Machine)
 
 	specs, skipped := b.specs()
-	fmt.Fprintf(b.stderr, "stockbench: %d runs (%d skipped), orders %s, latency %.0f orders/s for %gs, worker %s\n",
-		len(specs), len(skipped), b.o.N, b.o.Rate, b.o.LatencySeconds, b.o.Worker)
+	fmt.Fprintf(b.stderr, "stockbench: %d runs (%d skipped), lanes %s, orders %s, latency %.0f orders/s for %gs, worker %s\n",
+		len(specs), len(skipped), fmtLanesList(b.o.Lanes), b.o.N, b.o.Rate, b.o.LatencySeconds, b.o.Worker)
 	if b.o.DBLimitSeconds > 0 {
 		fmt.Fprintf(b.stderr, "stockbench: db-limit: %d connections for %gs\n", b.o.DBLimitConns, b.o.DBLimitSeconds)
 		dl, err := measureDBLimit(ctx, ref, b.o.DBLimitConns, time.Duration(b.o.DBLimitSeconds*float64(time.Second)))
@@ -110,7 +121,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 			break
 		}
 		tag := fmt.Sprintf("[%d/%d]", i+1, len(specs))
-		fmt.Fprintf(b.stderr, "%s %s: start (%d orders, %d workers)\n", tag, spec.name(), spec.N, spec.Workers)
+		fmt.Fprintf(b.stderr, "%s %s: start (%d orders, %d workers, %s)\n", tag, spec.name(), spec.N, spec.Workers, fmtLanes(spec.Lanes))
 		r := runOne(ctx, b.o, spec, b.stderr, tag)
 		res.Runs = append(res.Runs, r)
 		if ctx.Err() != nil {

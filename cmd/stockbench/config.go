@@ -36,6 +36,7 @@ type options struct {
 	Strategies     []string      `json:"strategies"`
 	Workloads      []string      `json:"workloads"`
 	Workers        []int         `json:"workers"`
+	Lanes          []int         `json:"lanes"` // LANES requested; 0: the strategy's default (see lanesFor)
 	N              nSpec         `json:"n"`
 	Rate           float64       `json:"rate"`
 	LatencySeconds float64       `json:"latency_seconds"`
@@ -124,20 +125,34 @@ const (
 	shortDBLimit  = 1
 	shortWorkload = "hot,spread,multi"
 	shortStrategy = "seed-style,batch"
+	defaultLanes  = "1,default"
+	shortLanes    = "default"
+	maxLanes      = 256 // far above any useful LANES; catches a typo such as 80000
 )
 
 const usageHead = `stockbench measures stockflow end to end: real Kafka, stockworker processes,
-real MariaDB. For each strategy × workload × worker-process count it creates a
-fresh database and topics, stocks the goods, starts the workers, and measures
+real MariaDB. For each strategy × workload × worker-process count × lanes it
+creates a fresh database and topics, stocks the goods, starts the workers, and
+measures
   - throughput: N orders produced as fast as possible (acks=all, batched),
     first order produced → last outcome consumed;
   - latency: p50/p99 from produce to outcome at a fixed offered rate;
   - MariaDB transactions per order (Com_commit delta) and worker peak RSS;
 then checks correctness (stock arithmetic, one ledger row per order, an
 outcome event for every order). A wrong run is a failure, not a number.
-Reference rows: seed-style (pessimistic, BATCH_SIZE=1: one order per
+Reference rows: seed-style (pessimistic, BATCH_SIZE=1, LANES=1: one order per
 transaction, offset committed per message) and db-limit (hot-row autocommit
 UPDATE rate, no Kafka). Results: a table on stdout, JSON (-out), SVG (-svg).
+
+Lanes: each strategy also runs with each LANES of -lanes (the decisions one
+consumer takes at once). "default" (or 0) is the worker's own choice,
+DB_MAX_OPEN / CONSUMERS (16 / 2 = 8 unless -db-max-open or -worker-env
+change them), at least 1, and 1 for batch; 1 decides one order at a time,
+the behaviour before lanes. A LANES that comes to the same number as another
+runs once (batch: 1 and default are both 1; seed-style is always 1). When
+-lanes lists other values too, lanes=1 is the baseline and runs with one
+worker process only. The table's lanes column is the LANES the workers were
+given.
 
 Usage:
   stockbench [flags]
@@ -147,6 +162,7 @@ Examples:
   stockbench -worker /tmp/bench/stockworker                       # the full matrix
   stockbench -worker /tmp/bench/stockworker -short                # smoke: < 1 minute
   stockbench -strategies batch,seed-style -workloads hot -workers 1 -n 50000
+  stockbench -strategies atomic -workloads spread -lanes 1,4,default
 
 Flags:
 `
@@ -160,19 +176,20 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 		return def
 	}
 	var (
-		o                                       options
-		strategies, workloads, workers, n, wenv string
-		brokers                                 string
+		o                                              options
+		strategies, workloads, workers, lanes, n, wenv string
+		brokers                                        string
 	)
 	fs := flag.NewFlagSet("stockbench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&strategies, "strategies", strings.Join(strategyNames(), ","), "comma-separated strategies: "+strings.Join(strategyNames(), ", "))
 	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "comma-separated workloads: hot (one goods, stock N/2), spread (10,000 goods, ample stock), multi (3-line orders over 100 goods, stock 80% of demand)")
 	fs.StringVar(&workers, "workers", "1,2", "comma-separated worker-process counts")
+	fs.StringVar(&lanes, "lanes", defaultLanes, "comma-separated LANES of the workers: counts, and default (or 0) for the worker's default; 1 decides one order at a time")
 	fs.StringVar(&n, "n", defaultN, "orders of the throughput phase: a default and optional strategy=N overrides")
 	fs.Float64Var(&o.Rate, "rate", 1000, "offered rate of the latency phase, orders/s")
 	fs.Float64Var(&o.LatencySeconds, "latency-seconds", 3, "length of the latency phase; 0 skips it")
-	fs.BoolVar(&o.Short, "short", false, "smoke mode: -n "+shortN+", -strategies "+shortStrategy+", -workers 1, a short latency phase; under a minute")
+	fs.BoolVar(&o.Short, "short", false, "smoke mode: -n "+shortN+", -strategies "+shortStrategy+", -workers 1, -lanes "+shortLanes+", a short latency phase; under a minute")
 	fs.StringVar(&o.Out, "out", "bench/results.json", "JSON results file")
 	fs.StringVar(&o.SVG, "svg", "bench/throughput.svg", "SVG throughput chart")
 	fs.StringVar(&o.Worker, "worker", "bin/stockworker", "stockworker binary")
@@ -184,7 +201,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.IntVar(&o.BatchSize, "batch-size", 0, "BATCH_SIZE of the workers (0: the worker's default; seed-style always 1)")
 	fs.DurationVar(&o.BatchWait, "batch-wait", 0, "BATCH_WAIT of the workers (0: the worker's default)")
 	fs.IntVar(&o.DBMaxOpen, "db-max-open", 0, "DB_MAX_OPEN of the workers (0: the worker's default)")
-	fs.StringVar(&wenv, "worker-env", "", "extra worker environment, comma-separated KEY=VALUE (e.g. CONSUMERS=3)")
+	fs.StringVar(&wenv, "worker-env", "", "extra worker environment, comma-separated KEY=VALUE (e.g. CONSUMERS=3; LANES is -lanes)")
 	fs.DurationVar(&o.Timeout, "timeout", 3*time.Minute, "longest wait for one phase's outcomes")
 	fs.DurationVar(&o.Stall, "stall", 45*time.Second, "fail a phase that makes no progress for this long")
 	fs.Float64Var(&o.DBLimitSeconds, "db-limit-seconds", 3, "length of the db-limit measurement; 0 skips it")
@@ -214,6 +231,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 		}
 		if !set["workers"] {
 			workers = "1"
+		}
+		if !set["lanes"] {
+			lanes = shortLanes
 		}
 		if !set["n"] {
 			n = shortN
@@ -246,6 +266,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	if o.Workers, err = parseInts("-workers", workers); err != nil {
 		errs = append(errs, err)
 	}
+	if o.Lanes, err = parseLanes("-lanes", lanes); err != nil {
+		errs = append(errs, err)
+	}
 	if o.N, err = parseNSpec(n); err != nil {
 		errs = append(errs, err)
 	}
@@ -258,8 +281,14 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 		if kv = strings.TrimSpace(kv); kv == "" {
 			continue
 		}
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
 			errs = append(errs, fmt.Errorf("-worker-env: %q is not KEY=VALUE", kv))
+			continue
+		}
+		if k == "LANES" {
+			// The table's lanes column must be what ran.
+			errs = append(errs, fmt.Errorf("-worker-env: %q: set LANES with -lanes", kv))
 			continue
 		}
 		o.WorkerEnv = append(o.WorkerEnv, kv)
@@ -299,6 +328,44 @@ func parseList(flagName, v string, allowed []string) ([]string, error) {
 	// Table order, whatever the order given.
 	slices.SortStableFunc(out, func(a, b string) int { return slices.Index(allowed, a) - slices.Index(allowed, b) })
 	return out, nil
+}
+
+// parseLanes parses -lanes: counts from 1 to maxLanes, and "default" or 0
+// for the worker's default (kept as 0). Duplicates are dropped; the order is
+// ascending with the default last. Whether two entries come to the same
+// LANES depends on the strategy, so that is decided per run (lanesFor).
+func parseLanes(flagName, v string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		n := 0
+		if s != "default" {
+			var err error
+			n, err = strconv.Atoi(s)
+			if err != nil || n < 0 || n > maxLanes {
+				return nil, fmt.Errorf("%s: %q is not default or a count between 0 and %d", flagName, s, maxLanes)
+			}
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is empty", flagName)
+	}
+	slices.SortFunc(out, func(a, b int) int { return lanesKey(a) - lanesKey(b) })
+	return out, nil
+}
+
+// lanesKey orders -lanes values: counts ascending, the default (0) last.
+func lanesKey(n int) int {
+	if n == 0 {
+		return maxLanes + 1
+	}
+	return n
 }
 
 func parseInts(flagName, v string) ([]int, error) {

@@ -42,6 +42,9 @@ func TestParseOptionsDefaults(t *testing.T) {
 	if o.N.For("batch") != 20000 {
 		t.Errorf("-n batch = %d", o.N.For("batch"))
 	}
+	if !slices.Equal(o.Lanes, []int{1, 0}) {
+		t.Errorf("-lanes = %v, want the baseline and the default [1 0]", o.Lanes)
+	}
 }
 
 func TestParseOptionsShortKeepsExplicitFlags(t *testing.T) {
@@ -57,6 +60,39 @@ func TestParseOptionsShortKeepsExplicitFlags(t *testing.T) {
 	}
 	if o.N.For("batch") != 500 || o.Timeout != 40*time.Second {
 		t.Errorf("short N %d timeout %s", o.N.For("batch"), o.Timeout)
+	}
+	if !slices.Equal(o.Lanes, []int{0}) {
+		t.Errorf("short -lanes = %v, want the default only [0]", o.Lanes)
+	}
+	o, err = parseOptions([]string{"-short", "-lanes", "1,4"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Lanes, []int{1, 4}) {
+		t.Errorf("explicit -lanes lost under -short: %v", o.Lanes)
+	}
+}
+
+func TestParseLanes(t *testing.T) {
+	for in, want := range map[string][]int{
+		"1,0":               {1, 0},
+		"default":           {0},
+		"0,default":         {0},
+		" default, 8 ,1,8 ": {1, 8, 0},
+		"16,2,,4":           {2, 4, 16},
+		"256":               {256},
+	} {
+		got, err := parseLanes("-lanes", in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parseLanes(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", " , ", "-1", "x", "1.5", "257", "defaults", "1,,nine"} {
+		if got, err := parseLanes("-lanes", bad); err == nil {
+			t.Errorf("parseLanes(%q) accepted: %v", bad, got)
+		} else if !strings.Contains(err.Error(), "-lanes") {
+			t.Errorf("parseLanes(%q): error %q does not name the flag", bad, err)
+		}
 	}
 }
 
@@ -83,6 +119,10 @@ func TestParseOptionsOrdersAndRejects(t *testing.T) {
 		{"-n", "lots"},
 		{"-rate", "0"},
 		{"-worker-env", "NOVALUE"},
+		{"-worker-env", "CONSUMERS=3,LANES=4"},
+		{"-lanes", "-2"},
+		{"-lanes", ""},
+		{"-lanes", "some"},
 		{"extra"},
 	} {
 		_, err := parseOptions(args, noEnv, io.Discard)
@@ -96,11 +136,16 @@ func TestParseOptionsOrdersAndRejects(t *testing.T) {
 
 func TestWorkerSettings(t *testing.T) {
 	o := options{BatchSize: 512, BatchWait: 2 * time.Millisecond, WorkerEnv: []string{"CONSUMERS=3"}}
-	if got := workerSettings(o, seedStyle); !slices.Contains(got, "LOCK_STRATEGY=pessimistic") || !slices.Contains(got, "BATCH_SIZE=1") {
+	// seed-style is one lane whatever it is given.
+	if got := workerSettings(o, seedStyle, 8); !slices.Contains(got, "LOCK_STRATEGY=pessimistic") || !slices.Contains(got, "BATCH_SIZE=1") ||
+		lanesIn(got) != "LANES=1" {
 		t.Errorf("seed-style settings %v", got)
 	}
-	got := workerSettings(o, "batch")
-	for _, want := range []string{"LOCK_STRATEGY=batch", "BATCH_SIZE=512", "BATCH_WAIT=2ms", "CONSUMERS=3"} {
+	if got := workerSettings(o, "atomic", 8); lanesIn(got) != "LANES=8" {
+		t.Errorf("atomic settings %v, want LANES=8 once", got)
+	}
+	got := workerSettings(o, "batch", 1)
+	for _, want := range []string{"LOCK_STRATEGY=batch", "BATCH_SIZE=512", "BATCH_WAIT=2ms", "CONSUMERS=3", "LANES=1"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("batch settings %v lack %s", got, want)
 		}
@@ -110,4 +155,15 @@ func TestWorkerSettings(t *testing.T) {
 	if n := consumersOf(got); n != 3 {
 		t.Errorf("CONSUMERS of %v = %d, want 3", got, n)
 	}
+}
+
+// lanesIn returns the one LANES entry of env, or all of them joined.
+func lanesIn(env []string) string {
+	var l []string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "LANES=") {
+			l = append(l, kv)
+		}
+	}
+	return strings.Join(l, " ")
 }

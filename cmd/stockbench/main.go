@@ -1,7 +1,8 @@
 // Command stockbench is stockflow's end-to-end benchmark (`make bench`). It
 // drives the real pipeline — a real Kafka broker, stockworker processes
 // configured by environment only, a real MariaDB — for each strategy ×
-// workload × worker-process count, measures throughput, latency at a fixed
+// workload × worker-process count × lanes (LANES, the decisions one consumer
+// takes at once), measures throughput, latency at a fixed
 // offered rate, MariaDB transactions per order and worker peak RSS, checks
 // every run for correctness, and writes a table (stdout), JSON and an SVG
 // chart. See `stockbench -help`.

@@ -11,7 +11,8 @@ import (
 	"text/tabwriter"
 )
 
-// sortRuns puts runs in table order: strategy, workload, workers as given.
+// sortRuns puts runs in table order: strategy, workload, workers as given,
+// then lanes ascending (the lanes=1 baseline before the default).
 func sortRuns(runs []*runResult, o options) {
 	idx := func(list []string, v string) int { return slices.Index(list, v) }
 	slices.SortStableFunc(runs, func(a, b *runResult) int {
@@ -21,12 +22,16 @@ func sortRuns(runs []*runResult, o options) {
 		if d := idx(o.Workloads, a.Workload) - idx(o.Workloads, b.Workload); d != 0 {
 			return d
 		}
-		return a.Workers - b.Workers
+		if d := a.Workers - b.Workers; d != 0 {
+			return d
+		}
+		return a.Lanes - b.Lanes
 	})
 }
 
 // computeRatios sets each run's throughput ratio to the seed-style run of the
-// same workload and worker count, and to the db-limit rate.
+// same workload and worker count (seed-style has one, at LANES=1, whatever
+// -lanes), and to the db-limit rate.
 func computeRatios(res *results) {
 	seed := map[string]float64{}
 	for _, r := range res.Runs {
@@ -51,15 +56,15 @@ func computeRatios(res *results) {
 // printTable writes the results table.
 func printTable(w io.Writer, res *results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tworkload\tworkers\torders\torders/s\t×seed\t×db-limit\tp50\tp99\ttx/order\trb/order\tbatch\tpeak RSS MB\tcorrect\t")
+	fmt.Fprintln(tw, tableHeader)
 	if d := res.DBLimit; d != nil {
-		fmt.Fprintf(tw, "%s\t%s\t%d conns\t%d\t%.0f\t-\t1.00×\t-\t-\t-\t-\t-\t-\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d conns\t-\t%d\t%.0f\t-\t1.00×\t-\t-\t-\t-\t-\t-\t%s\t\n",
 			dbLimit, workloadHot, d.Conns, d.Updates, d.UpdatesPerS, verdict(d.Correct && d.Error == "", ""))
 	}
 	saturated := false
 	for _, r := range res.Runs {
 		if r.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped\t\n", r.Strategy, r.Workload, r.Workers)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped\t\n", r.Strategy, r.Workload, r.Workers, fmtLanesCol(r))
 			continue
 		}
 		p50, p99 := "-", "-"
@@ -82,14 +87,18 @@ func printTable(w io.Writer, res *results) {
 		if r.PeakRSSMB > 0 {
 			rss = strconv.FormatFloat(r.PeakRSSMB, 'f', 0, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Strategy, r.Workload, r.Workers, r.Orders, rps, fmtRatio(r.VsSeedStyle), fmtRatio(r.VsDBLimit),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Strategy, r.Workload, r.Workers, fmtLanesCol(r), r.Orders, rps, fmtRatio(r.VsSeedStyle), fmtRatio(r.VsDBLimit),
 			p50, p99, tx, rb, batch, rss, verdict(r.Correct, r.Error))
 	}
 	tw.Flush()
 	if res.Options.LatencySeconds > 0 {
 		fmt.Fprintf(w, "p50/p99 at %.0f orders/s offered for %gs; tx/order and rb/order are Com_commit/Com_rollback deltas of the whole server; batch is the mean micro-batch.\n",
 			res.Options.Rate, res.Options.LatencySeconds)
+	}
+	if slices.ContainsFunc(res.Runs, func(r *runResult) bool { return r.Lanes > 0 }) {
+		fmt.Fprintf(w, "lanes: LANES of the workers, decisions one consumer takes at once; 1 decides one order at a time (the behaviour before lanes); the default is DB_MAX_OPEN / CONSUMERS (%d here), 1 for batch; seed-style always 1.\n",
+			defaultLanesOf(res.Options, "pessimistic"))
 	}
 	if saturated {
 		fmt.Fprintf(w, "* saturated: the offered %.0f orders/s is above that run's throughput; its latency phase was cut to %gs of its throughput and p50/p99 show the queue.\n",
@@ -103,6 +112,18 @@ func printTable(w io.Writer, res *results) {
 			}
 		}
 	}
+}
+
+// tableHeader is the first line of the table, tab-separated.
+const tableHeader = "strategy\tworkload\tworkers\tlanes\torders\torders/s\t×seed\t×db-limit\tp50\tp99\ttx/order\trb/order\tbatch\tpeak RSS MB\tcorrect\t"
+
+// fmtLanesCol is the lanes column: the LANES of the run, "-" when unknown (a
+// results file from before lanes).
+func fmtLanesCol(r *runResult) string {
+	if r.Lanes <= 0 {
+		return "-"
+	}
+	return strconv.Itoa(r.Lanes)
 }
 
 func verdict(ok bool, err string) string {

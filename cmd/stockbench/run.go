@@ -16,12 +16,17 @@ import (
 )
 
 // runResult is one row of the table: a strategy on a workload with a number
-// of worker processes.
+// of worker processes and lanes.
 type runResult struct {
-	Name         string   `json:"name"`
-	Strategy     string   `json:"strategy"`
-	Workload     string   `json:"workload"`
-	Workers      int      `json:"workers"`
+	Name     string `json:"name"`
+	Strategy string `json:"strategy"`
+	Workload string `json:"workload"`
+	Workers  int    `json:"workers"`
+	// Lanes is the LANES the workers were given; 0 in results written before
+	// there were lanes: unknown.
+	Lanes int `json:"lanes,omitempty"`
+	// LanesDefault: Lanes is the strategy's default (what LANES=0 gives).
+	LanesDefault bool     `json:"lanes_default"`
 	WorkerEnv    []string `json:"worker_env,omitempty"`
 	Orders       int      `json:"orders"`
 	ProduceS     float64  `json:"produce_seconds"`
@@ -72,13 +77,24 @@ type latency struct {
 type runSpec struct {
 	Strategy, Workload string
 	Workers, N, L      int
+	Lanes              lanesSetting
 }
 
-func (s runSpec) name() string { return fmt.Sprintf("%s/%s/%d", s.Strategy, s.Workload, s.Workers) }
+func (s runSpec) name() string {
+	return fmt.Sprintf("%s/%s/%d/lanes=%d", s.Strategy, s.Workload, s.Workers, s.Lanes.Lanes)
+}
+
+// result is the row of s before it has run.
+func (s runSpec) result() *runResult {
+	return &runResult{Name: s.name(), Strategy: s.Strategy, Workload: s.Workload, Workers: s.Workers,
+		Lanes: s.Lanes.Lanes, LanesDefault: s.Lanes.Default, Orders: s.N}
+}
 
 // workerSettings are the stockworker variables of a run besides connections
-// and names: what the table's strategy means.
-func workerSettings(o options, strategy string) []string {
+// and names: what the table's strategy and lanes mean. LANES is always set,
+// resolved (lanesFor), so the number in the table is what ran; -worker-env
+// cannot override it (parseOptions).
+func workerSettings(o options, strategy string, lanes int) []string {
 	var env []string
 	lock, batch := strategy, ""
 	if o.BatchSize > 0 {
@@ -89,8 +105,9 @@ func workerSettings(o options, strategy string) []string {
 	}
 	env = append(env, "LOCK_STRATEGY="+lock)
 	if strategy == seedStyle {
-		env = append(env, "LANES=1") // one order at a time, as the seed decided them
+		lanes = 1 // one order at a time, as the seed decided them
 	}
+	env = append(env, "LANES="+strconv.Itoa(lanes))
 	if batch != "" {
 		env = append(env, "BATCH_SIZE="+batch)
 	}
@@ -116,7 +133,7 @@ type runner struct {
 
 func runOne(ctx context.Context, o options, spec runSpec, progress io.Writer, tag string) *runResult {
 	start := time.Now()
-	res := &runResult{Name: spec.name(), Strategy: spec.Strategy, Workload: spec.Workload, Workers: spec.Workers, Orders: spec.N}
+	res := spec.result()
 	r := &runner{o: o, spec: spec, res: res, stamp: start, log: func(format string, args ...any) {
 		fmt.Fprintf(progress, "%s %s: %s\n", tag, spec.name(), fmt.Sprintf(format, args...))
 	}}
@@ -205,7 +222,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	defer writer.Close()
 
 	// The workers, configured by environment only.
-	settings := workerSettings(o, spec.Strategy)
+	settings := workerSettings(o, spec.Strategy, spec.Lanes.Lanes)
 	res.WorkerEnv = settings
 	env := append([]string{
 		"KAFKA_BROKERS=" + strings.Join(o.Brokers, ","),

@@ -28,15 +28,7 @@ const defaultConsumers = 2
 // consumersOf returns CONSUMERS of env, the last setting winning as in a
 // process environment.
 func consumersOf(env []string) int {
-	n := defaultConsumers
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "CONSUMERS="); ok {
-			if c, err := strconv.Atoi(v); err == nil {
-				n = c
-			}
-		}
-	}
-	return n
+	return lastInt(env, "CONSUMERS", defaultConsumers)
 }
 
 // workers are the stockworker processes of one run (harness.Workers: each
