@@ -650,3 +650,101 @@ func TestDrainCommitsTheSettledPrefix(t *testing.T) {
 		t.Fatalf("committed up to %d; want 1 (the answered prefix)", c)
 	}
 }
+
+// failingReader fails its first fetches as a reader does while its broker is
+// away, then serves its messages.
+type failingReader struct {
+	*fakeReader
+	mu    sync.Mutex
+	fails int
+	err   error
+}
+
+func (r *failingReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	r.mu.Lock()
+	if r.fails > 0 {
+		r.fails--
+		r.mu.Unlock()
+		return kafka.Message{}, r.err
+	}
+	r.mu.Unlock()
+	return r.fakeReader.FetchMessage(ctx)
+}
+
+// A broker away fails fetches for a while: the member reports it, backs off
+// and goes on; it does not stop the worker.
+func TestFetchFailuresAreRiddenOut(t *testing.T) {
+	r := &failingReader{fakeReader: newFakeReader(orderJSON("after")), fails: 5,
+		err: fmt.Errorf("failed to dial: failed to open connection to 127.0.0.1:39092: %w", errors.New("connection refused"))}
+	lp := newLoop(t, r.fakeReader)
+	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return r }
+	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	eventually(t, "the order answered after the fetch failures", func() bool { return r.committedOffset() == 1 })
+	if err := w.Ready(); err != nil {
+		t.Errorf("not ready once fetching works again: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil: a broker away is not fatal", err)
+	}
+}
+
+// Credentials the cluster refuses cannot heal by waiting: Run returns the error.
+func TestFetchAuthFailureIsFatal(t *testing.T) {
+	r := &failingReader{fakeReader: newFakeReader(), fails: 1, err: kafka.SASLAuthenticationFailed}
+	lp := newLoop(t, r.fakeReader)
+	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return r }
+	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, kafka.SASLAuthenticationFailed) {
+			t.Fatalf("Run = %v, want the authentication failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop on an authentication failure")
+	}
+}
+
+// An idle member whose fetches failed for a while is ready again once a fetch
+// waits without failing: there is simply nothing to read.
+func TestIdleMemberIsReadyAgainAfterFetchFailures(t *testing.T) {
+	r := &failingReader{fakeReader: newFakeReader(), fails: 3, err: errors.New("failed to dial: connection refused")}
+	lp := newLoop(t, r.fakeReader)
+	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return r }
+	lp.cfg.MinBackoff = 100 * time.Millisecond
+	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	eventually(t, "the fetch failure reported", func() bool {
+		err := w.Ready()
+		return err != nil && strings.Contains(err.Error(), "fetch")
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for w.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not ready 15s after the failures stopped: %v", w.Ready())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

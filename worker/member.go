@@ -133,16 +133,68 @@ func (w *Worker) readerConfig(log *zap.Logger) kafka.ReaderConfig {
 }
 
 // fetch reads messages and admits them to the scheduler until ctx ends (nil)
-// or a fetch fails (its error).
+// or a fetch fails in a way no wait can heal (its error). A broker, leader
+// or coordinator that goes away surfaces here as an error while kafka-go's
+// reader keeps rejoining the group in the background: the member reports it
+// (not ready), backs off and fetches again.
 func (m *member) fetch(ctx context.Context, r Reader) error {
-	for {
+	name := fmt.Sprintf("consumer %d fetch", m.id)
+	// The failure stays reported until a fetch succeeds, or until a fetch
+	// has waited fetchHealed for messages without failing: an idle reader
+	// that rejoined the group has nothing to return, and is healthy.
+	var (
+		mu      sync.Mutex
+		epoch   int
+		failing bool
+	)
+	for attempt := 1; ; attempt++ {
+		var healed *time.Timer
+		mu.Lock()
+		if failing {
+			e := epoch
+			healed = time.AfterFunc(fetchHealed, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if epoch == e && failing {
+					failing = false
+					m.w.health.set(name, nil)
+					m.log.Info("fetching again")
+				}
+			})
+		}
+		mu.Unlock()
 		msg, err := r.FetchMessage(ctx)
+		if healed != nil {
+			healed.Stop()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("worker: fetch: %w", err)
+			if fatalFetch(err) {
+				return fmt.Errorf("worker: fetch: %w", err)
+			}
+			mu.Lock()
+			epoch++
+			failing = true
+			m.w.health.set(name, fmt.Errorf("fetch: %w", err))
+			mu.Unlock()
+			pause := retryPause(m.w.cfg.MinBackoff, m.w.cfg.MaxBackoff, attempt)
+			m.log.Warn("fetch failed, will retry", zap.Int("attempt", attempt), zap.Duration("backoff", pause), zap.Error(err))
+			if sleep(ctx, pause) != nil {
+				return nil
+			}
+			continue
 		}
+		mu.Lock()
+		if failing {
+			epoch++
+			failing = false
+			m.w.health.set(name, nil)
+			m.log.Info("fetching again")
+		}
+		mu.Unlock()
+		attempt = 0
 		m.w.cfg.Metrics.fetched(msg.Topic, msg.Partition, msg.Offset, msg.HighWaterMark)
 		t := m.w.newTask(msg)
 		t.offset = m.offsets.fetched(msg)
@@ -150,6 +202,17 @@ func (m *member) fetch(ctx context.Context, r Reader) error {
 			return nil // ctx ended; the message stays uncommitted
 		}
 	}
+}
+
+// fetchHealed is how long a fetch must wait without failing for a member
+// that was failing to fetch to count as healthy again.
+const fetchHealed = 5 * time.Second
+
+// fatalFetch reports fetch errors that waiting cannot heal: the cluster
+// refuses the worker's credentials or its access to the topics or the group.
+func fatalFetch(err error) bool {
+	return errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.TopicAuthorizationFailed) ||
+		errors.Is(err, kafka.GroupAuthorizationFailed) || errors.Is(err, kafka.ClusterAuthorizationFailed)
 }
 
 // newTask decodes msg under the limits into the task that answers it.

@@ -286,3 +286,40 @@ func TestChaosSecondSignalExitsAtOnce(t *testing.T) {
 	l.verify(func() *gorm.DB { return openDSN(t, dsn) }, 100000)
 	stopClean(t, second)
 }
+
+// The broker restarts while a backlog is being answered: the worker does not
+// exit (fetch, publish and commit failures are transient), readiness drops and
+// comes back, and every order is answered exactly once in effect.
+func TestChaosKafkaRestart(t *testing.T) {
+	dsn := testsvc.DatabaseDSN(t)
+	topics := testsvc.NewTopics(t, 3)
+	pool := openDSN(t, dsn)
+	testsvc.Stock(t, pool, 16, 100000)
+	ws := ready(t, "worker", workerEnv(dsn, topics, "pessimistic"), topics, testConsumers)
+	w := ws.List()[0]
+	// A backlog, all published before the broker goes away: the load itself
+	// needs the broker.
+	l := startLoad(t, topics, 4000, 2000)
+	l.wg.Wait()
+	flowing(t, ws, 50)
+
+	services(t, "down", "kafka")
+	if err := w.WaitReady(false, 20*time.Second); err != nil {
+		t.Errorf("readiness did not drop while Kafka was down: %v", err)
+	}
+	// The disruption: keep the broker down past the session timeout (10s), so
+	// the group's generation ends and rejoining fails while it is away — the
+	// errors kafka-go's reader hands to FetchMessage.
+	time.Sleep(15 * time.Second)
+	services(t, "up", "kafka")
+	if err := w.WaitReady(true, 2*time.Minute); err != nil {
+		t.Fatalf("readiness did not come back after Kafka returned: %v\n%s", err, ws.Logs())
+	}
+	select {
+	case <-w.Done():
+		t.Fatalf("the worker exited while Kafka restarted: %v\n%s", w.Err(), ws.Logs())
+	default:
+	}
+	l.verify(func() *gorm.DB { return pool }, 100000)
+	stopClean(t, ws)
+}
