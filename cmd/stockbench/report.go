@@ -93,7 +93,7 @@ func printTable(w io.Writer, res *results) {
 	}
 	tw.Flush()
 	if res.Options.LatencySeconds > 0 {
-		fmt.Fprintf(w, "p50/p99 at %.0f orders/s offered for %gs; tx/order and rb/order are Com_commit/Com_rollback deltas of the whole server; batch is the mean micro-batch.\n",
+		fmt.Fprintf(w, "p50/p99 at %.0f orders/s offered for %gs; tx/order and rb/order are Com_commit/Com_rollback deltas of the whole server; batch is the mean run (orders per transaction) of the batch strategy.\n",
 			res.Options.Rate, res.Options.LatencySeconds)
 	}
 	if slices.ContainsFunc(res.Runs, func(r *runResult) bool { return r.Lanes > 0 }) {
