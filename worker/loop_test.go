@@ -197,7 +197,9 @@ func (lp *loop) start() {
 	lp.t.Helper()
 	lp.reg = prometheus.NewRegistry()
 	lp.cfg.Metrics = worker.NewMetrics(lp.reg)
-	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return lp.r }
+	if lp.cfg.OpenReader == nil {
+		lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return lp.r }
+	}
 	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(lp.t))
 	if err != nil {
 		lp.t.Fatal(err)
@@ -678,20 +680,10 @@ func TestFetchFailuresAreRiddenOut(t *testing.T) {
 		err: fmt.Errorf("failed to dial: failed to open connection to 127.0.0.1:39092: %w", errors.New("connection refused"))}
 	lp := newLoop(t, r.fakeReader)
 	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return r }
-	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	lp.start() // its cleanup requires Run to return nil: a broker away is not fatal
 	eventually(t, "the order answered after the fetch failures", func() bool { return r.committedOffset() == 1 })
-	if err := w.Ready(); err != nil {
+	if err := lp.w.Ready(); err != nil {
 		t.Errorf("not ready once fetching works again: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run = %v, want nil: a broker away is not fatal", err)
 	}
 }
 
@@ -723,27 +715,15 @@ func TestIdleMemberIsReadyAgainAfterFetchFailures(t *testing.T) {
 	lp := newLoop(t, r.fakeReader)
 	lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return r }
 	lp.cfg.MinBackoff = 100 * time.Millisecond
-	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	lp.start()
 	eventually(t, "the fetch failure reported", func() bool {
-		err := w.Ready()
+		err := lp.w.Ready()
 		return err != nil && strings.Contains(err.Error(), "fetch")
 	})
 	deadline := time.Now().Add(15 * time.Second)
-	for w.Ready() != nil {
+	for lp.w.Ready() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("still not ready 15s after the failures stopped: %v", w.Ready())
+			t.Fatalf("still not ready 15s after the failures stopped: %v", lp.w.Ready())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

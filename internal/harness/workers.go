@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -225,7 +226,24 @@ func (ws *Workers) start(bin, name string, i int, env []string, opts Options) (*
 }
 
 // freeAddr returns 127.0.0.1 and a port nothing listened on a moment ago.
+//
+// The port is released before the worker binds it, so it is picked below the
+// kernel's ephemeral range (32768 and up by default): a port the kernel hands
+// out itself could meanwhile become the local end of one of the many
+// outgoing connections (to Kafka, MariaDB) of the processes running beside
+// it — "address already in use", seen here with a dozen workers at once.
 func freeAddr() (string, error) {
+	for range 50 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken: try another
+		}
+		if err := ln.Close(); err != nil {
+			return "", fmt.Errorf("find a free port: %w", err)
+		}
+		return addr, nil
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
