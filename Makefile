@@ -7,7 +7,7 @@ BIN   ?= bin
 KAFKA_BROKERS ?= embedded
 LOCK_STRATEGY ?= pessimistic
 
-.PHONY: help build run demo bench bench-short services services-down test test-chaos test-unit fuzz vet clean
+.PHONY: help build image run demo bench bench-short services services-down test test-chaos test-cluster test-unit fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,11 @@ services: ## install and start MariaDB, Redis and Kafka (idempotent)
 
 services-down: ## stop the services started by scripts/services.sh
 	scripts/services.sh down
+
+IMAGE ?= stockflow/stockworker:dev
+
+image: ## build the container image offline (IMAGE, default stockflow/stockworker:dev): static binaries FROM scratch, nothing pulled
+	IMAGE=$(IMAGE) scripts/image.sh
 
 run: build ## start MariaDB and Redis, then the worker (embedded Kafka broker by default)
 	scripts/services.sh up mariadb redis
@@ -54,10 +59,21 @@ test: ## start every service and run all tests with -race against them, the fuzz
 	@# The chaos tests restart MariaDB and Redis, so they run alone, after the rest.
 	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 ./cmd/stockworker
 	scripts/services.sh up
+	$(MAKE) --no-print-directory test-cluster
 
 test-chaos: ## only the chaos tests (they restart MariaDB and Redis)
 	scripts/services.sh up
 	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 -v ./cmd/stockworker
+
+test-cluster: ## a 3-node Kafka cluster: a leader killed, the coordinator killed, a rolling restart, under load (~7 min)
+	scripts/services.sh up mariadb redis kafka-cluster
+	@# The cluster is stopped afterwards, failed or not: three more JVMs.
+	@# -v for progress and the recovery times each test logs; the whole output on a failure.
+	@out=$$(mktemp); \
+	  $(GO) test -race -count=1 -timeout 15m -tags cluster -run '^TestCluster' -p 1 -v ./cmd/stockworker 2>&1 \
+	    | tee "$$out" | grep --line-buffered -E '^(=== RUN|--- |ok)|cluster_test.go'; rc=$${PIPESTATUS[0]}; \
+	  if [ $$rc -ne 0 ]; then echo "---- the whole output ----"; cat "$$out"; fi; rm -f "$$out"; \
+	  scripts/services.sh down kafka-cluster; exit $$rc
 
 test-unit: ## tests that need no service (the others skip unless CI=true)
 	$(GO) test -race -count=1 ./events/...

@@ -53,11 +53,17 @@ type Options struct {
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration
+	// Partitioner maps each message key to a partition. Default Murmur2, the
+	// Java client's rule, so Java and Kafka Streams consumers find a key's
+	// events on the partition they compute. Names from configuration go
+	// through ParsePartitioner; any other value is taken as Murmur2.
+	Partitioner Partitioner
 }
 
 // Publisher writes messages to any topic (each message names its own) with
-// acks=all, keyed by the message key through a hash balancer, so one order's
-// events always land on one partition. It is safe for concurrent use.
+// acks=all, placed by the hash of the message key (Options.Partitioner), so
+// one order's events always land on one partition. It is safe for concurrent
+// use.
 type Publisher struct {
 	w         *kafka.Writer
 	transport *kafka.Transport
@@ -71,10 +77,13 @@ func New(brokers []string, opts Options) *Publisher {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	transport := &kafka.Transport{Dial: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	// The transport learns where partitions moved only by refreshing its
+	// metadata cache (kafka-go does not refresh on NOT_LEADER errors); a 2s
+	// TTL instead of the default 6s lets writes follow a new leader sooner.
+	transport := &kafka.Transport{Dial: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MetadataTTL: 2 * time.Second}
 	return &Publisher{transport: transport, w: &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
-		Balancer:     &kafka.Hash{},
+		Balancer:     opts.Partitioner.balancer(),
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: opts.BatchTimeout,
 		// Larger than any dead letter (MaxDeadLetterBytes): the writer

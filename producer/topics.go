@@ -10,8 +10,9 @@ import (
 )
 
 // EnsureTopics creates the topics that do not exist yet, each with partitions
-// partitions and replication factor replicas. Existing topics are left as they
-// are (their partition count is not changed).
+// partitions and replication factor replicas; replicas 0 (or less) takes the
+// cluster's default.replication.factor. Existing topics are left as they are
+// (their partition count and replication are not changed).
 func EnsureTopics(ctx context.Context, brokers []string, partitions, replicas int, topics ...string) error {
 	if len(brokers) == 0 {
 		return errors.New("producer: no brokers")
@@ -21,6 +22,9 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replicas in
 	transport := &kafka.Transport{}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second, Transport: transport}
+	if replicas <= 0 {
+		replicas = -1 // CreateTopics v4 and later: the broker's default
+	}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas})

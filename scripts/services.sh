@@ -15,6 +15,8 @@ STOCKFLOW_CACHE="${STOCKFLOW_CACHE:-$HOME/.cache/stockflow}"
 STOCKFLOW_STATE="${STOCKFLOW_STATE:-$HOME/.cache/stockflow/state}"
 STOCKFLOW_WAIT_SECONDS="${STOCKFLOW_WAIT_SECONDS:-90}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms128m}"
+KAFKA_NODES="${KAFKA_NODES:-3}"
+KAFKA_NODE_HEAP_OPTS="${KAFKA_NODE_HEAP_OPTS:--Xmx384m -Xms64m}"
 MARIADB_MAX_CONNECTIONS="${MARIADB_MAX_CONNECTIONS:-1000}"
 MARIADB_SNAPSHOT_ISOLATION="${MARIADB_SNAPSHOT_ISOLATION:-}"
 
@@ -37,6 +39,10 @@ Commands:
                       no error when they are not running.
   status              one line per service: up/down and its address; exits 0
                       when all are up, 3 otherwise.
+  node start|stop|kill N
+                      node N of the kafka-cluster: start it (and wait until it
+                      is registered), stop it (TERM, wait for the exit) or kill
+                      it (KILL). For the cluster tests.
   kafka-libs          only fetch the Kafka jars (Maven Central) and print the
                       libs directory (used by scripts/kafka-console-producer.sh).
   help, --help, -h    this text.
@@ -46,6 +52,11 @@ Services (fixed addresses):
             DSN root@tcp(127.0.0.1:3306)/stockflow?parseTime=true
   redis     $REDIS_ADDR   persistence off
   kafka     $KAFKA_ADDR   single KRaft broker+controller (controller on $KAFKA_CONTROLLER_ADDR)
+  kafka-cluster         KAFKA_NODES KRaft nodes (broker+controller each) beside
+            the single broker: node N on 127.0.0.1:19<N-1>92 (controller 19<N-1>93),
+            i.e. 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292 for 3 nodes;
+            replication min(3, nodes), min.insync.replicas one less. Not part
+            of 'up' without names; the cluster tests start and stop it.
 
 Environment (default):
   KAFKA_VERSION               Kafka version from Maven Central (4.1.1; 3.9.1 also works).
@@ -58,6 +69,8 @@ Environment (default):
                               (\$HOME/.cache/stockflow/state)
   STOCKFLOW_WAIT_SECONDS      how long 'up' waits for each service (90)
   KAFKA_HEAP_OPTS             broker JVM heap (-Xmx512m -Xms128m)
+  KAFKA_NODES                 nodes of kafka-cluster, 1 to 9 (3)
+  KAFKA_NODE_HEAP_OPTS        JVM heap of each cluster node (-Xmx384m -Xms64m)
   MARIADB_MAX_CONNECTIONS     max_connections, at least 500 (1000)
   MARIADB_SNAPSHOT_ISOLATION  on|off: SET GLOBAL innodb_snapshot_isolation when
                               the server has it (Debian's 10.11.19 does, default
@@ -212,7 +225,7 @@ packages_for() {
   case $1 in
     mariadb) echo "mariadb-server mariadb-client" ;;
     redis)   echo "redis-server kcat" ;;
-    kafka)   echo "kcat" ;;
+    kafka|kafka_cluster) echo "kcat" ;;
   esac
 }
 
@@ -616,6 +629,202 @@ status_kafka() {
   return 1
 }
 
+# --------------------------------------------------------- kafka cluster -----
+# A KRaft cluster of KAFKA_NODES nodes on loopback, each a broker and a
+# controller, from the same jars, beside (not instead of) the single broker:
+# the cluster tests start it, kill and restart its nodes, and stop it. Node i
+# listens on 127.0.0.1:19<i-1>92 (broker) and 19<i-1>93 (controller), below
+# the ephemeral port range. Topics get replication min(3, nodes) and
+# min.insync.replicas one less (at least 1) by default.
+
+CLUSTER_DIR="$STOCKFLOW_STATE/kafka-cluster"
+
+check_kafka_nodes() {
+  [[ "$KAFKA_NODES" =~ ^[1-9]$ ]] || die "KAFKA_NODES must be a number from 1 to 9, not '$KAFKA_NODES'"
+}
+node_port()  { echo $(( 19092 + ($1 - 1) * 100 )); }
+node_addr()  { echo "127.0.0.1:$(node_port "$1")"; }
+node_ctrl()  { echo "127.0.0.1:$(( 19093 + ($1 - 1) * 100 ))"; }
+node_dir()   { echo "$CLUSTER_DIR/node-$1"; }
+node_pid()   { echo "$CLUSTER_DIR/node-$1/kafka.pid"; }
+node_log()   { echo "$CLUSTER_DIR/node-$1/kafka.log"; }
+cluster_nodes() { seq 1 "$KAFKA_NODES"; }
+cluster_brokers() {
+  local i out=()
+  for i in $(cluster_nodes); do out+=("$(node_addr "$i")"); done
+  (IFS=,; echo "${out[*]}")
+}
+cluster_replication() { echo $(( KAFKA_NODES < 3 ? KAFKA_NODES : 3 )); }
+cluster_min_isr() { local r; r=$(cluster_replication); echo $(( r > 1 ? r - 1 : 1 )); }
+
+write_node_props() {
+  local i=$1 voters="" j r m
+  for j in $(cluster_nodes); do voters+="${voters:+,}$j@$(node_ctrl "$j")"; done
+  r=$(cluster_replication); m=$(cluster_min_isr)
+  mkdir -p "$(node_dir "$i")"
+  cat >"$(node_dir "$i")/server.properties" <<PROPS
+# Written by scripts/services.sh for Kafka $KAFKA_VERSION (node $i of $KAFKA_NODES, KRaft combined mode)
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://$(node_addr "$i"),CONTROLLER://$(node_ctrl "$i")
+advertised.listeners=PLAINTEXT://$(node_addr "$i")
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$(node_dir "$i")/data
+num.partitions=6
+default.replication.factor=$r
+min.insync.replicas=$m
+offsets.topic.replication.factor=$r
+transaction.state.log.replication.factor=$r
+transaction.state.log.min.isr=$m
+share.coordinator.state.topic.replication.factor=$r
+share.coordinator.state.topic.min.isr=$m
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+PROPS
+}
+
+# cluster_prepare_storage: formats every node with one cluster id; again, all
+# of them, when a node lacks its storage or the version or node count changed.
+cluster_prepare_storage() {
+  local want="$KAFKA_VERSION nodes=$KAFKA_NODES" i ok=1 cid
+  for i in $(cluster_nodes); do
+    [ -f "$(node_dir "$i")/data/meta.properties" ] || ok=0
+  done
+  if [ "$ok" = 1 ] && [ "$(cat "$CLUSTER_DIR/formatted" 2>/dev/null)" = "$want" ]; then
+    for i in $(cluster_nodes); do write_node_props "$i"; done
+    return 0
+  fi
+  cluster_down_all
+  log "kafka-cluster: formatting $KAFKA_NODES nodes for Kafka $KAFKA_VERSION"
+  rm -rf "$CLUSTER_DIR"
+  mkdir -p "$CLUSTER_DIR"
+  for i in $(cluster_nodes); do write_node_props "$i"; done
+  cid=$(kafka_java tools kafka.tools.StorageTool random-uuid </dev/null 2>>"$CLUSTER_DIR/format.log") \
+    || fail_with_log kafka-cluster "$CLUSTER_DIR/format.log" "StorageTool random-uuid failed"
+  cid=$(printf '%s' "$cid" | tail -n1 | tr -d '[:space:]')
+  for i in $(cluster_nodes); do
+    kafka_java tools kafka.tools.StorageTool format -t "$cid" -c "$(node_dir "$i")/server.properties" \
+        </dev/null >>"$CLUSTER_DIR/format.log" 2>&1 \
+      || fail_with_log kafka-cluster "$CLUSTER_DIR/format.log" "StorageTool format of node $i failed"
+  done
+  echo "$cid" >"$CLUSTER_DIR/cluster.id"
+  echo "$want" >"$CLUSTER_DIR/formatted"
+}
+
+node_start() {
+  local i=$1 cfg logfile
+  cfg="$(kafka_home)/config"; logfile=$(node_log "$i")
+  [ -f "$logfile" ] && mv -f "$logfile" "$logfile.1"
+  log "kafka-cluster: starting node $i on $(node_addr "$i") (log: $logfile)"
+  # shellcheck disable=SC2086 # KAFKA_NODE_HEAP_OPTS is a list of JVM options
+  setsid nohup java $KAFKA_NODE_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$cfg/log4j2-broker.properties" \
+    -Dlog4j.configuration="file:$cfg/log4j-broker.properties" \
+    -cp "$(kafka_libs)/*" kafka.Kafka "$(node_dir "$i")/server.properties" \
+    </dev/null >>"$logfile" 2>&1 &
+  echo $! >"$(node_pid "$i")"
+}
+
+# brokers_registered BOOTSTRAP: one "host:port (id: N" line per broker the
+# cluster's metadata lists (a broker is listed once it is registered).
+brokers_registered() {
+  if command -v kcat >/dev/null 2>&1; then
+    kcat -b "$1" -L -m 3 </dev/null 2>/dev/null \
+      | sed -n 's/^ *broker \([0-9]*\) at \([0-9.]*:[0-9]*\).*/\2 (id: \1/p'
+    return
+  fi
+  kafka_java tools org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$1" </dev/null 2>/dev/null \
+    | grep -o '^[0-9.]*:[0-9]* (id: [0-9]*'
+}
+# node_answers I: node I serves and is registered.
+node_answers() {
+  tcp_open 127.0.0.1 "$(node_port "$1")" || return 1
+  brokers_registered "$(node_addr "$1")" | grep -qF "$(node_addr "$1") (id: $1"
+}
+# cluster_answers: every node serves and is registered.
+cluster_answers() {
+  local i n
+  for i in $(cluster_nodes); do tcp_open 127.0.0.1 "$(node_port "$i")" || return 1; done
+  n=$(brokers_registered "$(cluster_brokers)" | sort -u | wc -l)
+  [ "$n" -eq "$KAFKA_NODES" ]
+}
+
+up_kafka_cluster() {
+  check_kafka_version
+  check_kafka_nodes
+  ensure_kafka_libs
+  cluster_prepare_storage
+  local i
+  for i in $(cluster_nodes); do
+    pid_alive "$(node_pid "$i")" kafka.Kafka || node_start "$i"
+  done
+  wait_until kafka-cluster "all $KAFKA_NODES nodes registered ($(cluster_brokers))" \
+    "$(node_log 1)" "" "" cluster_answers
+  log "kafka-cluster: up on $(cluster_brokers) (Kafka $KAFKA_VERSION, replication $(cluster_replication), min.insync.replicas $(cluster_min_isr))"
+}
+
+cluster_down_all() {
+  local d
+  [ -d "$CLUSTER_DIR" ] || return 0
+  for d in "$CLUSTER_DIR"/node-*; do
+    [ -d "$d" ] || continue
+    stop_pidfile "kafka-cluster node ${d##*-}" "$d/kafka.pid" kafka.Kafka 60
+  done
+}
+down_kafka_cluster() { cluster_down_all; }
+
+status_kafka_cluster() {
+  local i up=0 state=down
+  for i in $(cluster_nodes); do
+    if pid_alive "$(node_pid "$i")" kafka.Kafka; then up=$(( up + 1 )); fi
+  done
+  [ "$up" -gt 0 ] && state=up
+  print_status kafka-cluster "$state" "$(cluster_brokers)" "$up of $KAFKA_NODES nodes running"
+  [ "$up" -eq "$KAFKA_NODES" ]
+}
+
+# cmd_node ACTION I: start, stop (TERM, wait for the exit) or kill (KILL)
+# node I of the cluster; start waits until the node is registered again.
+cmd_node() {
+  local action=${1:-} i=${2:-} pid
+  check_kafka_nodes
+  if ! [[ "$i" =~ ^[1-9]$ ]] || [ "$i" -gt "$KAFKA_NODES" ]; then
+    die "node: give a node number from 1 to $KAFKA_NODES (e.g. '$PROG node kill 2')"
+  fi
+  [ -f "$(node_dir "$i")/data/meta.properties" ] \
+    || die "node $i has no storage: run '$PROG up kafka-cluster' first"
+  case $action in
+    start)
+      ensure_kafka_libs
+      pid_alive "$(node_pid "$i")" kafka.Kafka || node_start "$i"
+      wait_until "kafka-cluster node $i" "node $i registered on $(node_addr "$i")" \
+        "$(node_log "$i")" "$(node_pid "$i")" kafka.Kafka node_answers "$i"
+      ;;
+    stop)
+      stop_pidfile "kafka-cluster node $i" "$(node_pid "$i")" kafka.Kafka 60
+      ;;
+    kill)
+      if pid_alive "$(node_pid "$i")" kafka.Kafka; then
+        pid=$(pid_of "$(node_pid "$i")")
+        kill -KILL "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        rm -f "$(node_pid "$i")"
+        log "kafka-cluster node $i: killed pid $pid (KILL)"
+      else
+        log "kafka-cluster node $i: not running"
+      fi
+      ;;
+    *) die "node: unknown action '$action' (start, stop or kill)" ;;
+  esac
+}
+
 # ---------------------------------------------------------------- status -----
 
 managed_note() {
@@ -648,8 +857,9 @@ select_services() {
   for s in "$@"; do
     case $s in
       mariadb|redis|kafka) SERVICES+=("$s") ;;
+      kafka-cluster) SERVICES+=(kafka_cluster) ;;
       mysql) SERVICES+=(mariadb) ;;
-      *) die "unknown service '$s' (mariadb, redis, kafka)" ;;
+      *) die "unknown service '$s' (mariadb, redis, kafka, kafka-cluster)" ;;
     esac
   done
 }
@@ -667,7 +877,7 @@ cmd_up() {
   for s in "${SERVICES[@]}"; do
     "up_$s"
   done
-  log "up: ${SERVICES[*]} ready in $(( $(now) - t0 ))s"
+  log "up: ${SERVICES[*]//_/-} ready in $(( $(now) - t0 ))s"
 }
 
 cmd_down() {
@@ -690,6 +900,8 @@ cmd_status() {
       rc=3
     fi
   done
+  # The cluster is for tests: shown once formatted, not counted in the status.
+  if [ -f "$CLUSTER_DIR/formatted" ]; then status_kafka_cluster || true; fi
   return $rc
 }
 
@@ -707,6 +919,7 @@ main() {
     up)          cmd_up "$@" ;;
     down|stop)   cmd_down "$@" ;;
     status)      cmd_status ;;
+    node)        cmd_node "$@" ;;
     kafka-libs)  ensure_kafka_libs; kafka_libs ;;
     help|-h|--help) usage ;;
     *) usage >&2; die "unknown command '$cmd'" ;;

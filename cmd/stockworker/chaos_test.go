@@ -10,161 +10,17 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-	"github.com/stockflow/stockflow/db"
-	"github.com/stockflow/stockflow/events"
-	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
-	"github.com/stockflow/stockflow/producer"
 	"gorm.io/gorm"
 )
 
 // outage is how long a stopped service stays down once the workers noticed:
 // the disruption itself, not a wait for something.
 const outage = 2 * time.Second
-
-// services runs scripts/services.sh with args.
-func services(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("../../scripts/services.sh", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %v: %v\n%s", args, err, out)
-	}
-}
-
-// load is a steady stream of single-unit orders on one goods while the test
-// does something to the system. Its goroutine is stopped and awaited when the
-// test ends, before its publisher is closed.
-type load struct {
-	t      *testing.T
-	pub    *producer.Publisher
-	topics testsvc.Topics
-	prefix string
-	n      int
-	wg     sync.WaitGroup
-}
-
-func startLoad(t *testing.T, topics testsvc.Topics, n, rate int) *load {
-	l := &load{t: t, pub: producer.New(testsvc.KafkaBrokers(), producer.Options{}), topics: topics, prefix: testsvc.Unique("o"), n: n}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		l.wg.Wait()
-		l.pub.Close()
-	})
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		placeOrders(ctx, t, l.pub, topics.Orders, 16, l.prefix, 0, n, rate)
-	}()
-	return l
-}
-
-// placeOrders publishes orders id(i) for i in [from, to) of one unit of goods,
-// at most rate per second, and returns when all are acknowledged or ctx ends.
-func placeOrders(ctx context.Context, t *testing.T, pub *producer.Publisher, topic string, goods int64, prefix string, from, to, rate int) {
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	for i := from; i < to; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		id := fmt.Sprintf("%s-%d", prefix, i)
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := pub.Publish(pctx, kafka.Message{Topic: topic, Key: []byte(id),
-			Value: []byte(fmt.Sprintf(`{"order_id":%q,"items":[{"goods_id":%d,"num":1}]}`, id, goods))})
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				t.Errorf("place %s: %v", id, err)
-			}
-			return
-		}
-	}
-}
-
-// flowing waits until the workers have answered at least n orders between
-// them: the load reaches them, so a disruption now hits work in progress.
-func flowing(t *testing.T, ws *harness.Workers, n float64) {
-	t.Helper()
-	if got := waitCounter(t, ws, "stockflow_orders_total", nil, n, time.Minute); got < n {
-		t.Fatalf("only %v orders answered within a minute, want %v\n%s", got, n, ws.Logs())
-	}
-}
-
-// ready starts one worker called name and waits until it is ready and the
-// group, members members in all (with the workers already there), owns every
-// partition.
-func ready(t *testing.T, name string, env []string, topics testsvc.Topics, members int) *harness.Workers {
-	t.Helper()
-	ws := startWorkers(t, name, 1, env)
-	if err := ws.WaitReady(true, time.Minute); err != nil {
-		t.Fatalf("%v\n%s", err, ws.Logs())
-	}
-	waitAssigned(t, topics, members)
-	return ws
-}
-
-// verify waits until every order has an outcome and checks the effects: every
-// order deducted exactly once (stock was ample, so any rejection is a failure),
-// one ledger row per order, and the stock arithmetic exact. The workers' logs
-// are shown by their cleanup if it fails.
-func (l *load) verify(pool func() *gorm.DB, initial int64) {
-	t := l.t
-	t.Helper()
-	l.wg.Wait()
-	// Outcomes are at least once: wait for every order, not for n messages.
-	seen := map[string]bool{}
-	read := 0
-	testsvc.CollectUntil(t, l.topics.Events, 3*time.Minute, func(got []kafka.Message) bool {
-		for _, m := range got[read:] {
-			o, err := events.DecodeOutcome(m.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.Type != events.TypeDeducted {
-				t.Errorf("order %s: %s %s — the disruption must not cause rejections", o.OrderID, o.Type, o.Reason)
-			}
-			seen[o.OrderID] = true
-		}
-		read = len(got)
-		return len(seen) == l.n
-	})
-	if len(seen) != l.n {
-		t.Fatalf("%d of %d orders answered", len(seen), l.n)
-	}
-	g := pool()
-	var rows int64
-	if err := g.Model(&db.OrderOutcome{}).Where("status = ?", db.StatusDeducted).Count(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
-	if rows != int64(l.n) {
-		t.Fatalf("%d deducted ledger rows, want %d", rows, l.n)
-	}
-	if s := testsvc.Stocks(t, g, 16); s != initial-int64(l.n) {
-		t.Fatalf("final stock = %d, want %d", s, initial-int64(l.n))
-	}
-}
-
-// stopClean stops ws with SIGTERM and requires every exit 0 within 30s.
-func stopClean(t *testing.T, ws *harness.Workers) {
-	t.Helper()
-	for _, e := range ws.Stop(syscall.SIGTERM, 30*time.Second) {
-		if !e.Clean() {
-			t.Fatalf("%v\n%s", e.Problem(), ws.Logs())
-		}
-	}
-}
 
 func TestChaosMariaDBRestart(t *testing.T) {
 	for _, strategy := range []string{"pessimistic", "batch"} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/producer"
 )
 
 // config is stockworker's configuration: each setting is an environment
@@ -29,6 +30,7 @@ type config struct {
 	DLQTopic       string
 	HTTPAddr       string
 	Partitions     int
+	Replication    int
 	CreateTopics   bool
 	Migrate        bool
 	LogLevel       string
@@ -41,6 +43,9 @@ type config struct {
 	RedisPrefix    string
 	PoisonAttempts int
 	Limits         events.Limits
+	// Partitioner places outcome events and dead letters by their key
+	// (producer.Partitioners).
+	Partitioner string
 }
 
 const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
@@ -117,8 +122,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.CancelledTopic, "cancelled-topic", "CANCELLED_TOPIC", "orders.cancelled", "topic of order-cancelled events")
 	str(&c.EventsTopic, "events-topic", "EVENTS_TOPIC", "stock.events", "topic of the outcome events")
 	str(&c.DLQTopic, "dlq-topic", "DLQ_TOPIC", "orders.dlq", "dead-letter topic for messages that are not orders")
+	str(&c.Partitioner, "outcome-partitioner", "OUTCOME_PARTITIONER", string(producer.Murmur2),
+		"how the key of an outcome event or dead letter picks its partition: murmur2 (the Java client's partitioner) or fnv1a (kafka-go's Hash, what stockworker used before; keeps the partitions of orders in flight across an upgrade)")
 	str(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8080", "address of /healthz, /readyz and /metrics; empty disables")
 	num(&c.Partitions, "partitions", "TOPIC_PARTITIONS", 6, "partitions of topics the worker creates")
+	num(&c.Replication, "replication", "TOPIC_REPLICATION", 0, "replication factor of topics the worker creates (0: the cluster's default.replication.factor)")
 	boolean(&c.CreateTopics, "create-topics", "CREATE_TOPICS", true, "create missing topics at start")
 	boolean(&c.Migrate, "migrate", "MIGRATE", true, "apply database migrations at start")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
@@ -171,11 +179,17 @@ func (c config) validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("TOPIC_PARTITIONS must be at least 1, got %d", c.Partitions))
 	}
+	if c.Replication < 0 || c.Replication > math.MaxInt16 {
+		errs = append(errs, fmt.Errorf("TOPIC_REPLICATION must be 0 (the cluster's default) or a replication factor, got %d", c.Replication))
+	}
 	if strings.TrimSpace(c.Brokers) == "" {
 		errs = append(errs, errors.New("KAFKA_BROKERS is empty"))
 	}
 	if c.Lanes < 0 {
 		errs = append(errs, fmt.Errorf("LANES must be 0 (sized to DB_MAX_OPEN) or more, got %d", c.Lanes))
+	}
+	if _, err := producer.ParsePartitioner(c.Partitioner); err != nil {
+		errs = append(errs, fmt.Errorf("OUTCOME_PARTITIONER %q is not one of: %s", c.Partitioner, strings.Join(producer.Partitioners(), ", ")))
 	}
 	if c.PoisonAttempts < 1 {
 		errs = append(errs, fmt.Errorf("POISON_ATTEMPTS must be at least 1, got %d", c.PoisonAttempts))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/producer"
 )
 
 // The limits, the poison policy and the Redis prefix are configuration: they
@@ -75,5 +76,39 @@ func TestLanesDefaultToThePool(t *testing.T) {
 	}
 	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"LANES": "-1"}[k] }, &bytes.Buffer{}); err == nil {
 		t.Error("LANES=-1 accepted")
+	}
+}
+
+// OUTCOME_PARTITIONER defaults to the Java client's murmur2, keeps fnv1a (the
+// placement before it) on request, refuses anything else by name, and -help
+// lists it.
+func TestOutcomePartitionerSetting(t *testing.T) {
+	for env, want := range map[string]producer.Partitioner{"": producer.Murmur2, "murmur2": producer.Murmur2, "fnv1a": producer.FNV1a} {
+		c, err := parseConfig(nil, func(k string) string { return map[string]string{"OUTCOME_PARTITIONER": env}[k] }, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("OUTCOME_PARTITIONER=%q: %v", env, err)
+		}
+		if producer.Partitioner(c.Partitioner) != want {
+			t.Errorf("OUTCOME_PARTITIONER=%q: partitioner %q, want %q", env, c.Partitioner, want)
+		}
+	}
+	c, err := parseConfig([]string{"-outcome-partitioner", "fnv1a"}, func(k string) string {
+		return map[string]string{"OUTCOME_PARTITIONER": "murmur2"}[k]
+	}, &bytes.Buffer{})
+	if err != nil || c.Partitioner != "fnv1a" {
+		t.Fatalf("the flag does not win over the environment: %q, %v", c.Partitioner, err)
+	}
+	for _, bad := range []string{"hash", "Murmur2", "random"} {
+		_, err := parseConfig(nil, func(k string) string { return map[string]string{"OUTCOME_PARTITIONER": bad}[k] }, &bytes.Buffer{})
+		if want := `OUTCOME_PARTITIONER "` + bad + `" is not one of: murmur2, fnv1a`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("OUTCOME_PARTITIONER=%s: error %v, want %q", bad, err, want)
+		}
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"-help"}, func(string) string { return "" }, &out); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "OUTCOME_PARTITIONER") {
+		t.Error("help does not mention OUTCOME_PARTITIONER")
 	}
 }

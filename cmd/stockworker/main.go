@@ -140,12 +140,12 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	defer db.Close(g)
 
 	if cfg.CreateTopics {
-		if err := producer.EnsureTopics(ctx, brokers, cfg.Partitions, 1, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
+		if err := producer.EnsureTopics(ctx, brokers, cfg.Partitions, cfg.Replication, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
 			return err
 		}
 	}
 
-	pub := producer.New(brokers, producer.Options{})
+	pub := producer.New(brokers, producer.Options{Partitioner: producer.Partitioner(cfg.Partitioner)})
 	defer pub.Close()
 
 	var rdb *redis.Client
@@ -208,7 +208,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		return err
 	})
 	log.Info("stockworker running", zap.Strings("brokers", brokers), zap.String("strategy", cfg.Strategy),
-		zap.String("group", cfg.GroupID), zap.String("http", cfg.HTTPAddr))
+		zap.String("group", cfg.GroupID), zap.String("http", cfg.HTTPAddr), zap.String("outcome_partitioner", cfg.Partitioner))
 	err = grp.Wait()
 	log.Info("stockworker stopped")
 	return err

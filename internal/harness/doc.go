@@ -2,7 +2,9 @@
 // get their test and tool plumbing from:
 //
 //   - Tail reads a topic without a consumer group (one kafka.Reader per
-//     partition) from its start or from its current end;
+//     partition) from its start or from its current end; WithCheck makes it
+//     check every message, and ContractCheck is the check of the event
+//     contract (package api) for the outcome and dead-letter topics;
 //   - StartWorkers runs stockworker processes with a clean environment, a
 //     known HTTP port each and their output captured, and stops them;
 //   - WaitAssigned waits until a consumer group owns every partition;

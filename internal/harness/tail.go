@@ -44,6 +44,8 @@ type Tail struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
+
+	check Check // run by NextAt on every message (WithCheck); nil: none
 }
 
 // received is a message and when its reader goroutine got it from the broker.
@@ -59,8 +61,8 @@ type received struct {
 //
 // ctx bounds the opening only (metadata and offsets, at most 30s); the readers
 // run until Close. A missing topic is an error wrapping
-// kafka.UnknownTopicOrPartition.
-func OpenTail(ctx context.Context, brokers []string, topic string, from From) (*Tail, error) {
+// kafka.UnknownTopicOrPartition. Options (WithCheck) apply in order.
+func OpenTail(ctx context.Context, brokers []string, topic string, from From, opts ...TailOption) (*Tail, error) {
 	var starts map[int]int64
 	switch from {
 	case FromEnd:
@@ -88,6 +90,9 @@ func OpenTail(ctx context.Context, brokers []string, topic string, from From) (*
 
 	rctx, cancel := context.WithCancel(context.Background())
 	t := &Tail{topic: topic, msgs: make(chan received), cancel: cancel, failed: make(chan struct{}), closed: make(chan struct{})}
+	for _, opt := range opts {
+		opt(t)
+	}
 	for partition, offset := range starts {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   brokers,
@@ -151,7 +156,9 @@ func (t *Tail) Next(ctx context.Context) (kafka.Message, error) {
 }
 
 // NextAt is Next, and also returns when the message arrived: when its reader
-// goroutine received it from the broker, not when NextAt was called.
+// goroutine received it from the broker, not when NextAt was called. With a
+// Check (WithCheck), a message that fails it comes with a *CheckError; the
+// next call goes on with the next message.
 func (t *Tail) NextAt(ctx context.Context) (kafka.Message, time.Time, error) {
 	select {
 	case <-t.closed:
@@ -162,6 +169,11 @@ func (t *Tail) NextAt(ctx context.Context) (kafka.Message, time.Time, error) {
 	}
 	select {
 	case r := <-t.msgs:
+		if t.check != nil {
+			if err := t.check(r.msg); err != nil {
+				return r.msg, r.at, &CheckError{Message: r.msg, Err: err}
+			}
+		}
 		return r.msg, r.at, nil
 	case <-t.failed:
 		return kafka.Message{}, time.Time{}, t.err

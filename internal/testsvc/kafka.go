@@ -27,7 +27,9 @@ func NewTopics(t testing.TB, partitions int) Topics {
 	tp := Topics{Orders: id + ".orders.placed", Cancelled: id + ".orders.cancelled", Events: id + ".stock.events", DLQ: id + ".orders.dlq"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := producer.EnsureTopics(ctx, brokers, partitions, 1, tp.Orders, tp.Cancelled, tp.Events, tp.DLQ); err != nil {
+	// Replication 0: the cluster's default (1 on the single broker, 3 on the
+	// kafka-cluster of scripts/services.sh).
+	if err := producer.EnsureTopics(ctx, brokers, partitions, 0, tp.Orders, tp.Cancelled, tp.Events, tp.DLQ); err != nil {
 		t.Fatal(err)
 	}
 	// The topics go when the test ends (TEST_KEEP_DB=1 keeps them, with the
@@ -62,11 +64,16 @@ func Collect(t testing.TB, topic string, n int, timeout time.Duration) []kafka.M
 // CollectUntil reads topic from its start until done says the messages read so
 // far are enough, or timeout passes, and returns what it read. done is called
 // on the test's goroutine, with everything read so far, after each message.
+//
+// Every message of an outcome or dead-letter topic is checked against the
+// event contract (harness.ContractCheck, package api): one that breaks it
+// fails the test, reported with the message and every problem, and is still
+// returned, so the test goes on.
 func CollectUntil(t testing.TB, topic string, timeout time.Duration, done func([]kafka.Message) bool) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	tl, err := harness.OpenTail(ctx, KafkaBrokers(), topic, harness.FromStart)
+	tl, err := harness.OpenTail(ctx, KafkaBrokers(), topic, harness.FromStart, harness.WithCheck(harness.ContractCheck(topic)))
 	if err != nil {
 		t.Fatalf("collect %s: %v", topic, err)
 	}
@@ -76,6 +83,11 @@ func CollectUntil(t testing.TB, topic string, timeout time.Duration, done func([
 		m, err := tl.Next(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			return got
+		}
+		var broken *harness.CheckError
+		if errors.As(err, &broken) {
+			t.Errorf("a message breaks the event contract (api/asyncapi.yaml): %v", broken)
+			err = nil
 		}
 		if err != nil {
 			t.Fatalf("collect %s: %v", topic, err)
