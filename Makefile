@@ -7,7 +7,7 @@ BIN   ?= bin
 KAFKA_BROKERS ?= embedded
 LOCK_STRATEGY ?= pessimistic
 
-.PHONY: help build image run demo bench bench-short services services-down test test-chaos test-cluster test-unit fuzz vet clean
+.PHONY: help build image run demo bench bench-short services services-down test test-chaos test-cluster test-unit rules fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,8 +48,10 @@ bench-short: build ## the benchmark's smoke mode (under a minute; also part of m
 	scripts/services.sh up
 	$(GO) run ./cmd/stockbench -worker $(BIN)/stockworker -short -out /tmp/stockflow-bench-short.json -svg /tmp/stockflow-bench-short.svg
 
-test: ## start every service and run all tests with -race against them, the fuzz targets briefly, then the chaos tests
+test: ## start every service and run all tests with -race against them, the fuzz targets briefly, then the chaos and cluster tests
 	scripts/services.sh up
+	@# promtool and prometheus (Debian's package) for the rules and scrape tests.
+	scripts/prometheus.sh install >/dev/null
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 	@# A count, not a duration: go1.26's fuzz coordinator can report a spurious
@@ -74,6 +76,9 @@ test-cluster: ## a 3-node Kafka cluster: a leader killed, the coordinator killed
 	    | tee "$$out" | grep --line-buffered -E '^(=== RUN|--- |ok)|cluster_test.go'; rc=$${PIPESTATUS[0]}; \
 	  if [ $$rc -ne 0 ]; then echo "---- the whole output ----"; cat "$$out"; fi; rm -f "$$out"; \
 	  scripts/services.sh down kafka-cluster; exit $$rc
+
+rules: ## check the Prometheus rules and run their unit tests (promtool)
+	scripts/prometheus.sh check
 
 test-unit: ## tests that need no service (the others skip unless CI=true)
 	$(GO) test -race -count=1 ./events/...
