@@ -25,6 +25,12 @@ var ErrGuard = errors.New("db: stock guard matched no row")
 // since it was read. The attempt is rolled back and retried in a new transaction.
 var ErrConflict = errors.New("db: row changed since read")
 
+// ErrMigrateDenied reports migrations that are pending while the database
+// user may not apply them (no DDL rights, as the worker's least-privilege
+// user): they must be applied by the migration user (`stockworker migrate`)
+// first. It never heals by waiting.
+var ErrMigrateDenied = errors.New("db: migrations are pending and this user may not apply them")
+
 // ErrLock reports a lock that could not be taken (Redis unreachable, or held by
 // others for too long). It is transient: nothing was written.
 var ErrLock = errors.New("db: lock not acquired")
@@ -37,7 +43,25 @@ const (
 	errDuplicateKey     = 1062 // a concurrent attempt recorded the same order first
 
 	errUnknownSystemVariable = 1193
+	errUnknownDatabase       = 1049
+	errNoSuchTable           = 1146
 )
+
+// MySQL error numbers of a statement the user has no privilege for.
+var accessDeniedErrors = map[uint16]bool{
+	1044: true, // access denied to database (CREATE DATABASE)
+	1142: true, // command denied for a table (CREATE, ALTER, DROP, ...)
+	1143: true, // command denied for a column
+	1227: true, // a privilege such as SUPER is needed
+	1370: true, // command denied for a routine
+}
+
+// accessDenied reports whether err is the server refusing a statement for
+// lack of a privilege.
+func accessDenied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && accessDeniedErrors[me.Number]
+}
 
 // retryable reports whether an attempt that failed with err should be retried at
 // once in a new transaction. This is the one place that decides it.

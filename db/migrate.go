@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
@@ -81,6 +83,12 @@ func splitStatements(body string) []string {
 // Migrate applies every migration not yet recorded in schema_migrations and
 // returns the versions it applied. Concurrent callers (several pods starting at
 // once) are serialised by a named lock, so each migration runs once.
+//
+// When nothing is pending, Migrate only reads schema_migrations: a user with
+// no DDL rights (the worker's least-privilege user, with SELECT on
+// schema_migrations) passes, so MIGRATE=true is safe for it once the schema
+// is current. When migrations are pending and the user may not apply them,
+// the error wraps ErrMigrateDenied and names them.
 func Migrate(ctx context.Context, g *gorm.DB) ([]int, error) {
 	migs, err := Migrations()
 	if err != nil {
@@ -99,6 +107,12 @@ func Migrate(ctx context.Context, g *gorm.DB) ([]int, error) {
 	}
 	defer conn.Close()
 
+	// A first look without the lock: pods starting together on a current
+	// schema do not queue for it, and need no DDL rights.
+	if pending, err := pendingMigrations(ctx, conn, migs); err != nil || len(pending) == 0 {
+		return nil, err
+	}
+
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('stockflow.migrate', 60)").Scan(&got); err != nil {
 		return nil, fmt.Errorf("db: migrate: take the migration lock: %w", err)
@@ -113,47 +127,77 @@ func Migrate(ctx context.Context, g *gorm.DB) ([]int, error) {
 		_, _ = conn.ExecContext(rctx, "DO RELEASE_LOCK('stockflow.migrate')")
 	}()
 
+	// Under the lock: what another process applied meanwhile is done.
+	pending, err := pendingMigrations(ctx, conn, migs)
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
   version    INT          NOT NULL PRIMARY KEY,
   name       VARCHAR(255) NOT NULL,
   applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB`); err != nil {
-		return nil, fmt.Errorf("db: migrate: create schema_migrations: %w", err)
+		return nil, migrateError(pending, "create schema_migrations", err)
 	}
-	applied := map[int]bool{}
-	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
-	if err != nil {
-		return nil, fmt.Errorf("db: migrate: read schema_migrations: %w", err)
-	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("db: migrate: %w", err)
-		}
-		applied[v] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: migrate: %w", err)
-	}
-
 	var done []int
-	for _, m := range migs {
-		if applied[m.Version] {
-			continue
-		}
+	for _, m := range pending {
 		// MySQL commits DDL implicitly, so a migration is not atomic: each
 		// statement is written to be safe to re-run (IF NOT EXISTS).
 		for i, stmt := range m.SQL {
 			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				return done, fmt.Errorf("db: migration %s, statement %d: %w", m.Name, i+1, err)
+				return done, migrateError(pending, fmt.Sprintf("migration %s, statement %d", m.Name, i+1), err)
 			}
 		}
 		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", m.Version, m.Name); err != nil {
-			return done, fmt.Errorf("db: record migration %s: %w", m.Name, err)
+			return done, migrateError(pending, "record migration "+m.Name, err)
 		}
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// pendingMigrations returns the migrations of migs that schema_migrations
+// does not record (all of them when the table does not exist yet).
+func pendingMigrations(ctx context.Context, conn *sql.Conn, migs []Migration) ([]Migration, error) {
+	applied := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	var me *mysql.MySQLError
+	switch {
+	case errors.As(err, &me) && me.Number == errNoSuchTable:
+		return migs, nil
+	case err != nil:
+		return nil, fmt.Errorf("db: migrate: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("db: migrate: read schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: migrate: read schema_migrations: %w", err)
+	}
+	var pending []Migration
+	for _, m := range migs {
+		if !applied[m.Version] {
+			pending = append(pending, m)
+		}
+	}
+	return pending, nil
+}
+
+// migrateError explains a failed step: a privilege the user lacks becomes
+// ErrMigrateDenied, with the pending migrations and what to do.
+func migrateError(pending []Migration, step string, err error) error {
+	if !accessDenied(err) {
+		return fmt.Errorf("db: %s: %w", step, err)
+	}
+	names := make([]string, len(pending))
+	for i, m := range pending {
+		names[i] = m.Name
+	}
+	return fmt.Errorf("%w (%s): %s: %w; apply them first as a user with DDL rights on the database (stockworker migrate as the migration user)",
+		ErrMigrateDenied, strings.Join(names, ", "), step, err)
 }

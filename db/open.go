@@ -2,10 +2,12 @@ package db
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -106,6 +108,9 @@ func Close(g *gorm.DB) error {
 }
 
 // EnsureDatabase creates the database named in dsn if it does not exist yet.
+// It first connects to that database: when it exists, nothing else is done,
+// so a user without the right to create databases (the worker's
+// least-privilege user) passes. Only an unknown database (1049) is created.
 func EnsureDatabase(ctx context.Context, dsn string) error {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -115,23 +120,71 @@ func EnsureDatabase(ctx context.Context, dsn string) error {
 	if name == "" {
 		return fmt.Errorf("db: MYSQL_DSN %s names no database", RedactDSN(dsn))
 	}
-	cfg.DBName = ""
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err = ping(ctx, cfg)
+	var me *mysql.MySQLError
+	if err == nil || !errors.As(err, &me) || me.Number != errUnknownDatabase {
+		if err != nil {
+			return fmt.Errorf("db: connect %s: %w", RedactDSN(dsn), err)
+		}
+		return nil
+	}
+	cfg.DBName = ""
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return fmt.Errorf("db: %s: %w", RedactDSN(dsn), err)
 	}
 	sqlDB := sql.OpenDB(connector)
 	defer sqlDB.Close()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	q := "CREATE DATABASE IF NOT EXISTS `" + escapeIdent(name) + "` CHARACTER SET utf8mb4"
 	if _, err := sqlDB.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("db: create database %q on %s: %w", name, RedactDSN(dsn), err)
 	}
 	return nil
+}
+
+// ping connects once with cfg and closes the connection.
+func ping(ctx context.Context, cfg *mysql.Config) error {
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return err
+	}
+	sqlDB := sql.OpenDB(connector)
+	defer sqlDB.Close()
+	return sqlDB.PingContext(ctx)
+}
+
+// UseTLS returns dsn with its connections encrypted by t: t is registered
+// with the driver (mysql.RegisterTLSConfig) under a name of its own, and the
+// returned DSN names it (tls=stockflow-…), so every pool and connection made
+// from it — Open, EnsureDatabase — uses t. Leave t.ServerName empty: the
+// driver then checks the server's certificate against the DSN's host.
+//
+// dsn must not ask for an unverified or optional connection
+// (tls=skip-verify, tls=preferred) or none (tls=false): t verifies the
+// server, and a DSN that says otherwise is a contradiction, refused.
+func UseTLS(dsn string, t *tls.Config) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("db: parse MYSQL_DSN %s: %w", RedactDSN(dsn), err)
+	}
+	switch strings.ToLower(cfg.TLSConfig) {
+	case "", "true":
+	default:
+		return "", fmt.Errorf("db: MYSQL_DSN says tls=%s, but a verified TLS connection is configured (MYSQL_TLS_*): drop the tls parameter from the DSN", cfg.TLSConfig)
+	}
+	// One name per configuration: t's address, which the registry keeps alive.
+	name := "stockflow-" + strings.TrimPrefix(fmt.Sprintf("%p", t), "0x")
+	if err := mysql.RegisterTLSConfig(name, t); err != nil {
+		return "", fmt.Errorf("db: register the TLS configuration: %w", err)
+	}
+	cfg.TLS = nil
+	cfg.TLSConfig = name
+	return cfg.FormatDSN(), nil
 }
 
 func escapeIdent(s string) string {

@@ -124,3 +124,21 @@ func (r *Redis) unlock(held []*redsync.Mutex) {
 		_, _ = held[i].UnlockContext(ctx)
 	}
 }
+
+// ProbeRedis takes and releases one lock under prefix with the commands the
+// redis strategy uses (SET NX PX, and EVALSHA, or EVAL on NOSCRIPT, of
+// redsync's release script). A nil answer means client's credentials and
+// ACL allow the strategy's work on keys of prefix. The key is prefix+"probe-"
+// and a random suffix, so probes of several processes never meet.
+func ProbeRedis(ctx context.Context, client goredislib.UniversalClient, prefix string) error {
+	m := redsync.New(goredis.NewPool(client)).NewMutex(
+		prefix+"probe-"+strconv.FormatUint(rand.Uint64(), 36),
+		redsync.WithExpiry(5*time.Second), redsync.WithTries(1))
+	if err := m.TryLockContext(ctx); err != nil {
+		return fmt.Errorf("redis: take a lock: %w", err)
+	}
+	if _, err := m.UnlockContext(ctx); err != nil {
+		return fmt.Errorf("redis: release a lock: %w", err)
+	}
+	return nil
+}

@@ -4,8 +4,9 @@
 // Its tests check that the two Dockerfiles build the same image, then build
 // the image offline (scripts/image.sh) and run it for real on a local Docker
 // engine (scripts/docker.sh) against the MariaDB, Redis and Kafka of
-// scripts/services.sh. compose.yaml is checked by cmd/stockworker's
-// TestComposeFile, which knows the variables stockworker reads.
+// scripts/services.sh. compose.yaml, with mysql/users.sql (the database users
+// its MySQL creates), is checked by cmd/stockworker's TestComposeFile, which
+// knows the variables stockworker reads, and TestComposeDatabaseUsers.
 //
 // Where no Docker engine can start, TestImage is skipped with the reason,
 // also under CI=true; once the engine answers, every later step must pass.

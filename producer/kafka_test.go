@@ -41,7 +41,11 @@ func TestPublishedKeysLandWhereThePartitionerSays(t *testing.T) {
 		}
 	}
 
-	for _, m := range testsvc.Collect(t, tp.Events, len(java), 30*time.Second) {
+	placed := testsvc.Collect(t, tp.Events, len(java), 30*time.Second)
+	if len(placed) != len(java) {
+		t.Fatalf("default (murmur2): read %d of %d messages", len(placed), len(java))
+	}
+	for _, m := range placed {
 		if want := java[string(m.Key)]; m.Partition != want {
 			t.Errorf("default (murmur2): key %q on partition %d, the Java client puts it on %d", m.Key, m.Partition, want)
 		}

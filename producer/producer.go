@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/internal/kafkaconn"
 )
 
 // Header names used on published messages.
@@ -58,6 +58,9 @@ type Options struct {
 	// events on the partition they compute. Names from configuration go
 	// through ParsePartitioner; any other value is taken as Murmur2.
 	Partitioner Partitioner
+	// Security is how the writer connects (TLS, SASL). Default nil:
+	// plaintext without SASL.
+	Security *kafkaconn.Security
 }
 
 // Publisher writes messages to any topic (each message names its own) with
@@ -67,6 +70,7 @@ type Options struct {
 type Publisher struct {
 	w         *kafka.Writer
 	transport *kafka.Transport
+	sec       *kafkaconn.Security
 }
 
 // New returns a Publisher for brokers.
@@ -80,8 +84,9 @@ func New(brokers []string, opts Options) *Publisher {
 	// The transport learns where partitions moved only by refreshing its
 	// metadata cache (kafka-go does not refresh on NOT_LEADER errors); a 2s
 	// TTL instead of the default 6s lets writes follow a new leader sooner.
-	transport := &kafka.Transport{Dial: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MetadataTTL: 2 * time.Second}
-	return &Publisher{transport: transport, w: &kafka.Writer{
+	transport := opts.Security.Transport()
+	transport.MetadataTTL = 2 * time.Second
+	return &Publisher{transport: transport, sec: opts.Security, w: &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Balancer:     opts.Partitioner.balancer(),
 		RequiredAcks: kafka.RequireAll,
@@ -99,10 +104,12 @@ func New(brokers []string, opts Options) *Publisher {
 
 // Publish writes msgs and returns once the broker acknowledged all of them
 // (acks=all), or the first error. Cancelling ctx abandons the write; the
-// messages may or may not have been written.
+// messages may or may not have been written. A cluster that refuses the
+// connection for good (kafkaconn.Refused: credentials, certificate) fails
+// with a *kafkaconn.RefusedError that says what to check.
 func (p *Publisher) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("producer: publish %d message(s): %w", len(msgs), err)
+		return p.sec.Explain(fmt.Errorf("producer: publish %d message(s): %w", len(msgs), err))
 	}
 	return nil
 }

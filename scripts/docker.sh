@@ -127,11 +127,14 @@ check_client() {
 # ------------------------------------------------------------------ up -------
 
 start_engine() {
+  # dockerd runs as root; started through sudo, its pid would be sudo's and
+  # this script could neither watch nor stop it, nor reach its socket.
+  [ "$(id -u)" -eq 0 ] || die "starting dockerd needs root (run as root, or start the engine yourself and add your user to the docker group)"
   mkdir -p "$DOCKER_DIR"
   [ -f "$DOCKER_LOG" ] && mv -f "$DOCKER_LOG" "$DOCKER_LOG.1"
   log "starting dockerd $DOCKERD_FLAGS (log: $DOCKER_LOG)"
   # shellcheck disable=SC2086 # DOCKERD_FLAGS is a list of flags
-  setsid nohup "${SUDO[@]}" dockerd $DOCKERD_FLAGS </dev/null >>"$DOCKER_LOG" 2>&1 &
+  setsid nohup dockerd $DOCKERD_FLAGS </dev/null >>"$DOCKER_LOG" 2>&1 &
   echo $! >"$DOCKER_PID"
 }
 

@@ -24,8 +24,21 @@ MARIADB_ADDR="127.0.0.1:3306"
 REDIS_ADDR="127.0.0.1:6379"
 KAFKA_ADDR="127.0.0.1:9092"
 KAFKA_CONTROLLER_ADDR="127.0.0.1:9093"
+# The single broker's SASL_SSL listener and its known test user (PLAIN and
+# SCRAM-SHA-256/512 alike). Test credentials, never for production.
+KAFKA_SASL_ADDR="127.0.0.1:9094"
+KAFKA_SASL_USER="stockflow"
+KAFKA_SASL_PASSWORD="stockflow-test-secret"
 MARIADB_CNF="/etc/mysql/mariadb.conf.d/99-stockflow.cnf"
 MARIADB_DATADIR="/var/lib/mysql"
+# MariaDB's TLS files (copies of 'scripts/certs.sh server mariadb', readable by
+# the server's user) and the least-privilege users with their known test
+# passwords. Test credentials, never for production.
+MARIADB_TLS_DIR="/etc/mysql/stockflow-tls"
+MARIADB_MIGRATE_USER="stockflow_migrate"
+MARIADB_MIGRATE_PASSWORD="stockflow-migrate-test"
+MARIADB_WORKER_USER="stockflow"
+MARIADB_WORKER_PASSWORD="stockflow-worker-test"
 
 usage() {
   cat <<EOF
@@ -50,13 +63,38 @@ Commands:
 Services (fixed addresses):
   mariadb   $MARIADB_ADDR   user root, no password, database stockflow
             DSN root@tcp(127.0.0.1:3306)/stockflow?parseTime=true
+            TLS on the same port, optional (plaintext clients keep working):
+            the certificate of 'scripts/certs.sh server mariadb', CA
+            $MARIADB_TLS_DIR/ca.crt. A server started before TLS was
+            configured needs one restart: down mariadb, then up mariadb.
+            Least-privilege users (test passwords):
+              $MARIADB_MIGRATE_USER, password $MARIADB_MIGRATE_PASSWORD: DDL on stockflow (stockworker migrate)
+              $MARIADB_WORKER_USER, password $MARIADB_WORKER_PASSWORD: SELECT, INSERT, UPDATE on stockflow.*
+                (the worker; database-wide, as the tables may not exist yet)
+            For example:
+              MYSQL_DSN='$MARIADB_MIGRATE_USER:$MARIADB_MIGRATE_PASSWORD@tcp(127.0.0.1:3306)/stockflow?parseTime=true' \\
+                MYSQL_TLS_CA_FILE=$MARIADB_TLS_DIR/ca.crt bin/stockworker migrate
+              MYSQL_DSN='$MARIADB_WORKER_USER:$MARIADB_WORKER_PASSWORD@tcp(127.0.0.1:3306)/stockflow?parseTime=true' \\
+                MYSQL_TLS_CA_FILE=$MARIADB_TLS_DIR/ca.crt bin/stockworker
   redis     $REDIS_ADDR   persistence off
   kafka     $KAFKA_ADDR   single KRaft broker+controller (controller on $KAFKA_CONTROLLER_ADDR)
+            $KAFKA_SASL_ADDR   the same broker's SASL_SSL listener: TLS with the
+                             certificate of 'scripts/certs.sh server kafka' (trust
+                             the CA \$(scripts/certs.sh dir)/ca.crt), SASL PLAIN,
+                             SCRAM-SHA-256 and SCRAM-SHA-512, each with the test
+                             user $KAFKA_SASL_USER, password $KAFKA_SASL_PASSWORD
+                             (client certificates from 'scripts/certs.sh client NAME'
+                             are checked when given, not required). For example:
+              KAFKA_BROKERS=$KAFKA_SASL_ADDR KAFKA_TLS=true \\
+              KAFKA_TLS_CA_FILE=\$(scripts/certs.sh dir)/ca.crt \\
+              KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_SASL_USERNAME=$KAFKA_SASL_USER \\
+              KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD bin/orderctl watch
   kafka-cluster         KAFKA_NODES KRaft nodes (broker+controller each) beside
             the single broker: node N on 127.0.0.1:19<N-1>92 (controller 19<N-1>93),
             i.e. 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292 for 3 nodes;
             replication min(3, nodes), min.insync.replicas one less. Not part
-            of 'up' without names; the cluster tests start and stop it.
+            of 'up' without names ('down' without names stops it too); the
+            cluster tests start it, 'make test-cluster' stops it afterwards.
 
 Environment (default):
   KAFKA_VERSION               Kafka version from Maven Central (4.1.1; 3.9.1 also works).
@@ -118,7 +156,9 @@ stop_pidfile() {
   log "$name: stopping pid $pid (TERM, up to ${timeout}s)"
   kill -TERM "$pid" 2>/dev/null || true
   t0=$(now)
-  while kill -0 "$pid" 2>/dev/null; do
+  # pid_alive, not kill -0: a process nobody reaps stays a zombie, whose
+  # command line is empty.
+  while pid_alive "$pidfile" "$pattern"; do
     if [ $(( $(now) - t0 )) -ge "$timeout" ]; then
       log "$name: still running after ${timeout}s, sending KILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -225,7 +265,8 @@ packages_for() {
   case $1 in
     mariadb) echo "mariadb-server mariadb-client" ;;
     redis)   echo "redis-server kcat" ;;
-    kafka|kafka_cluster) echo "kcat" ;;
+    kafka)   echo "kcat openssl" ;;   # openssl: scripts/certs.sh, the SASL_SSL listener's certificate
+    kafka_cluster) echo "kcat" ;;
   esac
 }
 
@@ -254,6 +295,10 @@ port = 3306
 max_connections = $MARIADB_MAX_CONNECTIONS
 innodb_lock_wait_timeout = 10
 character-set-server = utf8mb4
+# TLS offered, not required: plaintext clients keep working.
+ssl_cert = $MARIADB_TLS_DIR/mariadb.crt
+ssl_key = $MARIADB_TLS_DIR/mariadb.key
+ssl_ca = $MARIADB_TLS_DIR/ca.crt
 "
   if [ "$(cat "$MARIADB_CNF" 2>/dev/null || true)" != "$(printf '%s' "$want")" ]; then
     log "mariadb: writing $MARIADB_CNF"
@@ -280,19 +325,55 @@ mariadb_start() {
   echo $! >"$MARIADB_PID"
 }
 
+# mariadb_prepare_tls: the server certificate (scripts/certs.sh server
+# mariadb, made once) copied where the server's user reads it. A running
+# server with TLS reloads changed files (FLUSH SSL); one started without TLS
+# needs a restart, which is only reported.
+mariadb_prepare_tls() {
+  local dir f changed=0
+  dir=$(STOCKFLOW_STATE="$STOCKFLOW_STATE" "$SCRIPT_DIR/certs.sh" server mariadb) \
+    || die "mariadb: 'scripts/certs.sh server mariadb' failed"
+  "${SUDO[@]}" mkdir -p "$MARIADB_TLS_DIR"
+  for f in mariadb.crt mariadb.key ca.crt; do
+    if ! "${SUDO[@]}" cmp -s "$dir/$f" "$MARIADB_TLS_DIR/$f"; then
+      "${SUDO[@]}" install -m 0644 "$dir/$f" "$MARIADB_TLS_DIR/$f"
+      changed=1
+    fi
+  done
+  "${SUDO[@]}" chown mysql:mysql "$MARIADB_TLS_DIR"/mariadb.key 2>/dev/null || true
+  "${SUDO[@]}" chmod 0640 "$MARIADB_TLS_DIR"/mariadb.key
+  [ "$changed" = 1 ] && log "mariadb: TLS files in $MARIADB_TLS_DIR (from $dir)"
+  MARIADB_TLS_CHANGED=$changed
+}
+
+# mariadb_tls_check: after start, TLS must be on; reload changed files.
+mariadb_tls_check() {
+  local have
+  have=$(mariadb_tcp -N -B -e 'select @@have_ssl' 2>/dev/null || true)
+  if [ "$have" != YES ]; then
+    log "mariadb: WARNING: TLS is off (have_ssl=${have:-?}): the server was started before TLS was configured;"
+    log "mariadb:   restart it once: $PROG down mariadb && $PROG up mariadb"
+    return 0
+  fi
+  if [ "${MARIADB_TLS_CHANGED:-0}" = 1 ]; then
+    mariadb_tcp -e 'FLUSH SSL' && log "mariadb: TLS files reloaded (FLUSH SSL)"
+  fi
+}
+
 mariadb_configure() {
   # Fast path: TCP root login works, database exists, settings in place.
   local row
   row=$(mariadb_tcp -N -B -e "select @@max_connections, @@innodb_lock_wait_timeout,
          (select count(*) from information_schema.schemata where schema_name='stockflow'),
-         (select count(*) from mysql.global_priv where user='root' and host='127.0.0.1')" 2>/dev/null || true)
+         (select count(*) from mysql.global_priv where user='root' and host='127.0.0.1'),
+         (select count(*) from mysql.global_priv where user in ('$MARIADB_MIGRATE_USER', '$MARIADB_WORKER_USER') and host='%')" 2>/dev/null || true)
   if [ -n "$row" ]; then
-    read -r mc lwt db r127 <<<"$row"
-    if [ "$mc" -ge 500 ] && [ "$lwt" -eq 10 ] && [ "$db" = 1 ] && [ "$r127" = 1 ]; then
+    read -r mc lwt db r127 users <<<"$row"
+    if [ "$mc" -ge 500 ] && [ "$lwt" -eq 10 ] && [ "$db" = 1 ] && [ "$r127" = 1 ] && [ "$users" = 2 ]; then
       return 0
     fi
   fi
-  log "mariadb: configuring root over TCP without password, database stockflow"
+  log "mariadb: configuring root over TCP without password, database stockflow, users $MARIADB_MIGRATE_USER and $MARIADB_WORKER_USER"
   local sql="
 ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket;
 CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
@@ -300,6 +381,10 @@ GRANT ALL PRIVILEGES ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;
 CREATE DATABASE IF NOT EXISTS stockflow CHARACTER SET utf8mb4;
 SET GLOBAL max_connections = GREATEST(@@max_connections, $MARIADB_MAX_CONNECTIONS);
 SET GLOBAL innodb_lock_wait_timeout = 10;
+CREATE OR REPLACE USER $MARIADB_MIGRATE_USER@'%' IDENTIFIED BY '$MARIADB_MIGRATE_PASSWORD';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES ON stockflow.* TO $MARIADB_MIGRATE_USER@'%';
+CREATE OR REPLACE USER $MARIADB_WORKER_USER@'%' IDENTIFIED BY '$MARIADB_WORKER_PASSWORD';
+GRANT SELECT, INSERT, UPDATE ON stockflow.* TO $MARIADB_WORKER_USER@'%';
 FLUSH PRIVILEGES;"
   if ! mariadb_sock -e "$sql" 2>>"$MARIADB_LOG"; then
     # socket login refused (not root?) - try TCP, in case it already works
@@ -328,6 +413,7 @@ mariadb_snapshot_isolation() {
 }
 
 up_mariadb() {
+  mariadb_prepare_tls
   mariadb_write_cnf
   if mariadb_answers; then
     :
@@ -345,7 +431,8 @@ up_mariadb() {
   mariadb_tcp_ok || wait_until mariadb "root login over TCP on $MARIADB_ADDR (select 1)" \
     "$MARIADB_LOG" "" "" mariadb_tcp_ok
   mariadb_snapshot_isolation
-  log "mariadb: up on $MARIADB_ADDR (database stockflow, root without password)"
+  mariadb_tls_check
+  log "mariadb: up on $MARIADB_ADDR (database stockflow, root without password; TLS optional; users $MARIADB_MIGRATE_USER, $MARIADB_WORKER_USER)"
 }
 
 down_mariadb() { stop_pidfile mariadb "$MARIADB_PID" mariadbd 60; }
@@ -412,6 +499,14 @@ KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_KEYSTORE="$KAFKA_DIR/keystore.pem"
+# What the storage was formatted with (formatted-version): the version and the
+# SCRAM users, which only a format adds. A storage formatted otherwise (an
+# older script, another version) is wiped and formatted again, once.
+KAFKA_FORMAT="$KAFKA_VERSION scram=$KAFKA_SASL_USER"
+# The listeners a broker started here has (running-listeners): a broker of an
+# older script, without the SASL_SSL listener, is restarted by 'up'.
+KAFKA_LISTENERS="PLAINTEXT://$KAFKA_ADDR SASL_SSL://$KAFKA_SASL_ADDR"
 KAFKA_POM="$ROOT_DIR/deploy/kafka/pom.xml"
 
 kafka_home() { echo "$STOCKFLOW_CACHE/kafka-$KAFKA_VERSION"; }
@@ -523,11 +618,25 @@ write_kafka_props() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_CONTROLLER_ADDR
-listeners=PLAINTEXT://$KAFKA_ADDR,CONTROLLER://$KAFKA_CONTROLLER_ADDR
-advertised.listeners=PLAINTEXT://$KAFKA_ADDR
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$KAFKA_ADDR,CONTROLLER://$KAFKA_CONTROLLER_ADDR,SASL_SSL://$KAFKA_SASL_ADDR
+advertised.listeners=PLAINTEXT://$KAFKA_ADDR,SASL_SSL://$KAFKA_SASL_ADDR
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
+# SASL_SSL on $KAFKA_SASL_ADDR only; the controller and inter-broker traffic
+# stay PLAINTEXT. TLS: a PEM keystore (key, certificate, CA) made from
+# scripts/certs.sh; a client certificate is checked against the CA when one
+# is presented. PLAIN users are in the JAAS line; SCRAM users are in the
+# metadata log (StorageTool format --add-scram).
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_KEYSTORE
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$KAFKA_CA_FILE
+listener.name.sasl_ssl.ssl.client.auth=requested
 log.dirs=$KAFKA_DATA
 num.partitions=6
 default.replication.factor=1
@@ -544,17 +653,32 @@ log.retention.hours=24
 EOF
 }
 
+# kafka_prepare_tls: the broker's certificate (scripts/certs.sh server kafka,
+# made once) and the PEM keystore the SASL_SSL listener reads: key, then
+# certificate chain. Sets KAFKA_CA_FILE.
+kafka_prepare_tls() {
+  local dir
+  dir=$(STOCKFLOW_STATE="$STOCKFLOW_STATE" "$SCRIPT_DIR/certs.sh" server kafka) \
+    || die "kafka: 'scripts/certs.sh server kafka' failed"
+  KAFKA_CA_FILE="$dir/ca.crt"
+  mkdir -p "$KAFKA_DIR"
+  cat "$dir/kafka.key" "$dir/kafka.crt" "$dir/ca.crt" >"$KAFKA_KEYSTORE.tmp"
+  chmod 600 "$KAFKA_KEYSTORE.tmp"
+  mv -f "$KAFKA_KEYSTORE.tmp" "$KAFKA_KEYSTORE"
+}
+
 # kafka_prepare_storage: (re)formats the KRaft storage when missing or when
-# it was formatted for another KAFKA_VERSION.
+# it was formatted otherwise (KAFKA_FORMAT: another KAFKA_VERSION, or without
+# the SCRAM users).
 kafka_prepare_storage() {
   mkdir -p "$KAFKA_DIR"
   local vfile="$KAFKA_DIR/formatted-version"
-  if [ -f "$KAFKA_DATA/meta.properties" ] && [ "$(cat "$vfile" 2>/dev/null)" = "$KAFKA_VERSION" ]; then
+  if [ -f "$KAFKA_DATA/meta.properties" ] && [ "$(cat "$vfile" 2>/dev/null)" = "$KAFKA_FORMAT" ]; then
     write_kafka_props
     return 0
   fi
   if [ -d "$KAFKA_DATA" ]; then
-    log "kafka: storage was formatted for Kafka $(cat "$vfile" 2>/dev/null || echo '?'), wiping it for $KAFKA_VERSION"
+    log "kafka: storage was formatted as '$(cat "$vfile" 2>/dev/null || echo '?')', wiping it for '$KAFKA_FORMAT'"
   fi
   rm -rf "$KAFKA_DATA" "$vfile"
   write_kafka_props
@@ -562,17 +686,20 @@ kafka_prepare_storage() {
   cid=$(kafka_java tools kafka.tools.StorageTool random-uuid </dev/null 2>>"$KAFKA_LOG") \
     || fail_with_log kafka "$KAFKA_LOG" "StorageTool random-uuid failed"
   cid=$(printf '%s' "$cid" | tail -n1 | tr -d '[:space:]')
-  log "kafka: formatting storage (cluster id $cid)"
+  log "kafka: formatting storage (cluster id $cid, SCRAM user $KAFKA_SASL_USER)"
   # Static controller.quorum.voters: no --standalone/--initial-controllers needed.
   kafka_java tools kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_PROPS" \
+      --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
       </dev/null >>"$KAFKA_LOG" 2>&1 \
     || fail_with_log kafka "$KAFKA_LOG" "StorageTool format failed"
   echo "$cid" >"$KAFKA_DIR/cluster.id"
-  echo "$KAFKA_VERSION" >"$vfile"
+  echo "$KAFKA_FORMAT" >"$vfile"
 }
 
 kafka_start() {
   [ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
+  kafka_prepare_tls
   kafka_prepare_storage
   log "kafka: starting Kafka $KAFKA_VERSION broker (log: $KAFKA_LOG)"
   local cfg; cfg="$(kafka_home)/config"
@@ -585,7 +712,11 @@ kafka_start() {
     </dev/null >>"$KAFKA_LOG" 2>&1 &
   echo $! >"$KAFKA_PID"
   echo "$KAFKA_VERSION" >"$KAFKA_DIR/running-version"
+  echo "$KAFKA_LISTENERS" >"$KAFKA_DIR/running-listeners"
 }
+
+# kafka_sasl_answers: the SASL_SSL listener accepts connections.
+kafka_sasl_answers() { tcp_open 127.0.0.1 "${KAFKA_SASL_ADDR##*:}"; }
 
 up_kafka() {
   check_kafka_version
@@ -595,6 +726,9 @@ up_kafka() {
     local running; running=$(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?')
     if [ "$running" != "$KAFKA_VERSION" ]; then
       log "kafka: broker $running is running, KAFKA_VERSION=$KAFKA_VERSION: restarting"
+      down_kafka
+    elif [ "$(cat "$KAFKA_DIR/running-listeners" 2>/dev/null)" != "$KAFKA_LISTENERS" ]; then
+      log "kafka: the running broker was started without the SASL_SSL listener on $KAFKA_SASL_ADDR: restarting"
       down_kafka
     fi
   fi
@@ -611,7 +745,13 @@ up_kafka() {
     wait_until kafka "a metadata answer from $KAFKA_ADDR" \
       "$KAFKA_LOG" "$KAFKA_PID" kafka.Kafka kafka_answers
   fi
-  log "kafka: up on $KAFKA_ADDR (Kafka $(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?'))"
+  local sasl=""
+  if pid_alive "$KAFKA_PID" kafka.Kafka; then
+    kafka_sasl_answers || wait_until kafka "the SASL_SSL listener on $KAFKA_SASL_ADDR" \
+      "$KAFKA_LOG" "$KAFKA_PID" kafka.Kafka kafka_sasl_answers
+  fi
+  kafka_sasl_answers && sasl=", SASL_SSL on $KAFKA_SASL_ADDR"
+  log "kafka: up on $KAFKA_ADDR$sasl (Kafka $(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?'))"
 }
 
 down_kafka() { stop_pidfile kafka "$KAFKA_PID" kafka.Kafka 60; }
@@ -621,6 +761,9 @@ status_kafka() {
     local note=""
     if pid_alive "$KAFKA_PID" kafka.Kafka; then
       note="version $(cat "$KAFKA_DIR/running-version" 2>/dev/null || echo '?')"
+    fi
+    if kafka_sasl_answers; then
+      note="${note:+$note, }SASL_SSL on $KAFKA_SASL_ADDR"
     fi
     print_status kafka up "$KAFKA_ADDR" "$note$(managed_note "$KAFKA_PID" kafka.Kafka)"
     return 0
@@ -692,7 +835,7 @@ PROPS
 # cluster_prepare_storage: formats every node with one cluster id; again, all
 # of them, when a node lacks its storage or the version or node count changed.
 cluster_prepare_storage() {
-  local want="$KAFKA_VERSION nodes=$KAFKA_NODES" i ok=1 cid
+  local want="$KAFKA_VERSION nodes=$KAFKA_NODES elr=off" i ok=1 cid
   for i in $(cluster_nodes); do
     [ -f "$(node_dir "$i")/data/meta.properties" ] || ok=0
   done
@@ -708,8 +851,14 @@ cluster_prepare_storage() {
   cid=$(kafka_java tools kafka.tools.StorageTool random-uuid </dev/null 2>>"$CLUSTER_DIR/format.log") \
     || fail_with_log kafka-cluster "$CLUSTER_DIR/format.log" "StorageTool random-uuid failed"
   cid=$(printf '%s' "$cid" | tail -n1 | tr -d '[:space:]')
+  # Eligible leader replicas (on by default since 4.1) stay off: with them, a
+  # topic deleted while a node was away left the controllers failing every
+  # registration of that node ("Topic ID ... existed in isrMembers, but not in
+  # the topics map"), so it could never rejoin.
+  local features=()
+  [ "$(kafka_major)" -ge 4 ] && features=(--feature eligible.leader.replicas.version=0)
   for i in $(cluster_nodes); do
-    kafka_java tools kafka.tools.StorageTool format -t "$cid" -c "$(node_dir "$i")/server.properties" \
+    kafka_java tools kafka.tools.StorageTool format -t "$cid" -c "$(node_dir "$i")/server.properties" "${features[@]}" \
         </dev/null >>"$CLUSTER_DIR/format.log" 2>&1 \
       || fail_with_log kafka-cluster "$CLUSTER_DIR/format.log" "StorageTool format of node $i failed"
   done
@@ -751,6 +900,10 @@ node_answers() {
 # cluster_answers: every node serves and is registered.
 cluster_answers() {
   local i n
+  for i in $(cluster_nodes); do
+    pid_alive "$(node_pid "$i")" kafka.Kafka \
+      || fail_with_log "kafka-cluster node $i" "$(node_log "$i")" "the process exited before the cluster answered"
+  done
   for i in $(cluster_nodes); do tcp_open 127.0.0.1 "$(node_port "$i")" || return 1; done
   n=$(brokers_registered "$(cluster_brokers)" | sort -u | wc -l)
   [ "$n" -eq "$KAFKA_NODES" ]
@@ -814,7 +967,11 @@ cmd_node() {
       if pid_alive "$(node_pid "$i")" kafka.Kafka; then
         pid=$(pid_of "$(node_pid "$i")")
         kill -KILL "$pid"
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        local t0; t0=$(now)
+        while pid_alive "$(node_pid "$i")" kafka.Kafka; do
+          [ $(( $(now) - t0 )) -lt 30 ] || die "node $i: pid $pid still runs 30s after KILL"
+          sleep 0.1
+        done
         rm -f "$(node_pid "$i")"
         log "kafka-cluster node $i: killed pid $pid (KILL)"
       else
@@ -882,6 +1039,8 @@ cmd_up() {
 
 cmd_down() {
   local s i
+  # No names: everything this script started, the test cluster included.
+  if [ $# -eq 0 ]; then cluster_down_all; fi
   select_services "$@"
   # stop in reverse order of start
   for (( i=${#SERVICES[@]}-1; i>=0; i-- )); do

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/kafkaconn"
 	"go.uber.org/zap"
 )
 
@@ -209,9 +210,11 @@ func (m *member) fetch(ctx context.Context, r Reader) error {
 const fetchHealed = 5 * time.Second
 
 // fatalFetch reports fetch errors that waiting cannot heal: the cluster
-// refuses the worker's credentials or its access to the topics or the group.
+// refuses the worker's connection (kafkaconn.Refused: its credentials, an
+// untrusted certificate, TLS against a plaintext listener) or its access to
+// the topics or the group.
 func fatalFetch(err error) bool {
-	return errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.TopicAuthorizationFailed) ||
+	return kafkaconn.Refused(err) || errors.Is(err, kafka.TopicAuthorizationFailed) ||
 		errors.Is(err, kafka.GroupAuthorizationFailed) || errors.Is(err, kafka.ClusterAuthorizationFailed)
 }
 

@@ -41,7 +41,7 @@ func runCancel(ctx context.Context, cfg config, args []string, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("encode cancel of %s: %w", orderID, err)
 	}
-	if err := publish(ctx, cfg.brokerList(), kafka.Message{Topic: cfg.CancelledTopic, Key: []byte(orderID), Value: b}); err != nil {
+	if err := publish(ctx, cfg.kafka(), kafka.Message{Topic: cfg.CancelledTopic, Key: []byte(orderID), Value: b}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "cancelled %s on %s\n", orderID, cfg.CancelledTopic)

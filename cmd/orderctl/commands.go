@@ -71,6 +71,22 @@ Common flags, accepted by every command (each also an environment variable; a fl
   -events-topic     EVENTS_TOPIC      default stock.events
   -dlq-topic        DLQ_TOPIC         default orders.dlq
 
+Kafka security, common flags too (stockworker's settings by the same names):
+  -kafka-tls             KAFKA_TLS             TLS, verifying the broker's certificate and name
+  -kafka-tls-ca-file     KAFKA_TLS_CA_FILE     CA of the brokers' certificates (default: system roots)
+  -kafka-tls-cert-file   KAFKA_TLS_CERT_FILE   client certificate, with -kafka-tls-key-file
+  -kafka-tls-key-file    KAFKA_TLS_KEY_FILE
+  -kafka-sasl-mechanism  KAFKA_SASL_MECHANISM  PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)
+  -kafka-sasl-username   KAFKA_SASL_USERNAME
+                         KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE: the password, environment only
+
+MySQL, common flags too (stockworker's settings by the same names):
+  MYSQL_DSN or MYSQL_DSN_FILE  the DSN with its password, environment only: -mysql-dsn
+                               refuses a DSN with a password
+  -mysql-tls-ca-file     MYSQL_TLS_CA_FILE     CA of MySQL's certificate: TLS, verifying it and the host
+  -mysql-tls-cert-file   MYSQL_TLS_CERT_FILE   client certificate, with -mysql-tls-key-file
+  -mysql-tls-key-file    MYSQL_TLS_KEY_FILE
+
 Examples:
   orderctl stock set 16=10 17=5
   orderctl place A1001 16:1 17:2 -wait

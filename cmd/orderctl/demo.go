@@ -31,10 +31,16 @@ strategy is exact: every order answered, nothing oversold, the final stock equal
 the stock minus what was deducted, and as much sold as there was.
 
 The workers are configured only through environment variables (KAFKA_BROKERS,
-MYSQL_DSN, LOCK_STRATEGY, GROUP_ID, the topics, REDIS_ADDR, HTTP_ADDR=127.0.0.1:<a free
-port>, LOG_LEVEL=warn); other stockworker variables in orderctl's environment pass through.
-Their logs go to temporary files, shown when something goes wrong. The databases
+the Kafka security settings KAFKA_TLS* and KAFKA_SASL_* as orderctl has them, MYSQL_DSN
+on the demo's database with MYSQL_TLS_* as orderctl has them, LOCK_STRATEGY, GROUP_ID,
+the topics, REDIS_ADDR, HTTP_ADDR=127.0.0.1:<a free port>, LOG_LEVEL=warn); other
+stockworker variables in orderctl's environment pass through. Their logs go to
+temporary files, shown when something goes wrong. The databases
 (stockflow_demo_<strategy>_<random>), topics and groups are removed afterwards.
+
+Database user: one that may create and drop the stockflow_demo_* databases and
+grant nothing else, such as the development root of scripts/services.sh; not the
+production users (stockflow, stockflow_migrate).
 
 Usage:
   orderctl demo [flags]
@@ -234,7 +240,8 @@ func (r demoResult) removeLogs() {
 // are kept for the caller to show.
 func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy string) (r demoResult) {
 	r.strategy, r.stock = strategy, int64(o.stock)
-	brokers := cfg.brokerList()
+	k := cfg.kafka()
+	brokers := k.Brokers
 	suffix := harness.Unique("")
 
 	// A fresh database, migrated, with the goods stocked.
@@ -243,7 +250,9 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 		r.err = err
 		return r
 	}
-	g, err := openInventory(ctx, dsn, true)
+	mcfg := cfg.mysql()
+	mcfg.DSN = dsn
+	g, err := openInventory(ctx, mcfg, true)
 	if err != nil {
 		r.err = err
 		return r
@@ -258,19 +267,18 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 	base := "demo." + strategy + "." + suffix
 	topics := struct{ orders, cancelled, events, dlq string }{base + ".orders.placed", base + ".orders.cancelled", base + ".stock.events", base + ".orders.dlq"}
 	group := base + ".group"
-	if err := producer.EnsureTopics(ctx, brokers, demoPartitions, 1, topics.orders, topics.cancelled, topics.events, topics.dlq); err != nil {
+	if err := producer.EnsureTopicsWith(ctx, k.Security, brokers, demoPartitions, 1, topics.orders, topics.cancelled, topics.events, topics.dlq); err != nil {
 		r.err = err
 		return r
 	}
-	defer deleteKafkaLeftovers(brokers, group, topics.orders, topics.cancelled, topics.events, topics.dlq)
+	defer deleteKafkaLeftovers(k, group, topics.orders, topics.cancelled, topics.events, topics.dlq)
 
 	// Two workers, configured only through the environment, each with
 	// demoConsumers group members. orderctl's own stockworker settings pass
 	// through (demoHelp); the demo's come after them and win.
-	env := append(harness.WorkerSettings(os.Environ()),
+	env := append(append(append(harness.WorkerSettings(os.Environ()), cfg.kafkaEnv()...), cfg.mysqlWorkerEnv(dsn)...),
 		"CONSUMERS="+strconv.Itoa(demoConsumers),
 		"KAFKA_BROKERS="+strings.Join(brokers, ","),
-		"MYSQL_DSN="+dsn,
 		"LOCK_STRATEGY="+strategy,
 		"GROUP_ID="+group,
 		"ORDERS_TOPIC="+topics.orders,
@@ -296,20 +304,20 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 	// Place the orders once both workers own every partition, so the time
 	// measures deciding, not joining.
 	wctx, cancel := context.WithTimeout(ws.Context(), demoReadyTimeout)
-	_, err = harness.WaitAssigned(wctx, brokers, group, 2*demoConsumers, topics.orders, topics.cancelled)
+	_, err = k.WaitAssigned(wctx, group, 2*demoConsumers, topics.orders, topics.cancelled)
 	cancel()
 	if err != nil {
 		r.err = ws.Explain(err)
 		return r
 	}
-	outcomes, err := openTail(ws.Context(), brokers, topics.events, true)
+	outcomes, err := openTail(ws.Context(), k, topics.events, true)
 	if err != nil {
 		r.err = ws.Explain(err)
 		return r
 	}
 	defer outcomes.Close()
 	start := time.Now()
-	if err := placeDemoOrders(ws.Context(), brokers, topics.orders, strategy, o.orders); err != nil {
+	if err := placeDemoOrders(ws.Context(), k, topics.orders, strategy, o.orders); err != nil {
 		r.err = ws.Explain(err)
 		return r
 	}
@@ -353,8 +361,8 @@ func demoStrategy(ctx context.Context, cfg config, o demoOptions, strategy strin
 
 // placeDemoOrders publishes n orders of 1 of the demo goods at once, one
 // goroutine each, through one shared Publisher.
-func placeDemoOrders(ctx context.Context, brokers []string, topic, strategy string, n int) error {
-	pub := producer.New(brokers, producer.Options{})
+func placeDemoOrders(ctx context.Context, k harness.Kafka, topic, strategy string, n int) error {
+	pub := producer.New(k.Brokers, producer.Options{Security: k.Security})
 	defer pub.Close()
 	ctx, cancel := context.WithTimeout(ctx, kafkaTimeout)
 	defer cancel()
@@ -432,10 +440,10 @@ func dropDatabase(g *gorm.DB, dsn string) {
 }
 
 // deleteKafkaLeftovers removes the demo's group and topics, best effort.
-func deleteKafkaLeftovers(brokers []string, group string, topics ...string) {
+func deleteKafkaLeftovers(k harness.Kafka, group string, topics ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), kafkaTimeout)
 	defer cancel()
-	client, transport := newClient(brokers)
+	client, transport := newClient(k)
 	defer transport.CloseIdleConnections()
 	_, _ = client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{group}})
 	_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})

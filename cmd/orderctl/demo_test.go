@@ -14,6 +14,18 @@ import (
 	"github.com/stockflow/stockflow/internal/testsvc"
 )
 
+// buildWorker builds stockworker for the test and returns the binary's path.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "stockworker")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/stockworker")
+	build.Dir = "../.." // the module root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestDemoIsExact runs `orderctl demo` for two strategies against a real
 // stockworker binary built for the test: two worker processes each, 20
 // concurrent orders for 10 items.
@@ -26,12 +38,7 @@ func TestDemoIsExact(t *testing.T) {
 	}
 	testsvc.Require(t, "MariaDB", mc.Addr)
 
-	bin := filepath.Join(t.TempDir(), "stockworker")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/stockworker")
-	build.Dir = "../.." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/producer"
 )
 
@@ -209,7 +210,7 @@ func runDLQReplay(ctx context.Context, cfg config, args []string, stdout, stderr
 		replayed = append(replayed, l)
 	}
 	if !*dryRun && len(msgs) > 0 {
-		if err := publish(ctx, cfg.brokerList(), msgs...); err != nil {
+		if err := publish(ctx, cfg.kafka(), msgs...); err != nil {
 			return err
 		}
 	}
@@ -231,12 +232,12 @@ func runDLQReplay(ctx context.Context, cfg config, args []string, stdout, stderr
 // readLetters reads the dead-letter topic from its start up to its end as it
 // was when called, ordered by partition and offset.
 func readLetters(ctx context.Context, cfg config) ([]letter, error) {
-	brokers := cfg.brokerList()
-	ends, err := startOffsets(ctx, brokers, cfg.DLQTopic, false)
+	k := cfg.kafka()
+	ends, err := startOffsets(ctx, k, cfg.DLQTopic, false)
 	if err != nil {
 		return nil, err
 	}
-	firsts, err := firstOffsets(ctx, brokers, cfg.DLQTopic, ends)
+	firsts, err := firstOffsets(ctx, k, cfg.DLQTopic, ends)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +251,7 @@ func readLetters(ctx context.Context, cfg config) ([]letter, error) {
 	if remaining == 0 {
 		return nil, nil
 	}
-	t, err := openTail(ctx, brokers, cfg.DLQTopic, true)
+	t, err := openTail(ctx, k, cfg.DLQTopic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +281,10 @@ func readLetters(ctx context.Context, cfg config) ([]letter, error) {
 }
 
 // firstOffsets returns the first offset still held of each partition in ends.
-func firstOffsets(ctx context.Context, brokers []string, topic string, ends map[int]int64) (map[int]int64, error) {
+func firstOffsets(ctx context.Context, k harness.Kafka, topic string, ends map[int]int64) (map[int]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, kafkaTimeout)
 	defer cancel()
-	client, transport := newClient(brokers)
+	client, transport := newClient(k)
 	defer transport.CloseIdleConnections()
 	var reqs []kafka.OffsetRequest
 	for p := range ends {

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
 	"github.com/stockflow/stockflow/producer"
 )
@@ -81,7 +82,7 @@ func TestPlaceWaitPrintsTheOutcome(t *testing.T) {
 
 	// A stand-in worker: once the order is on the orders topic, answer it.
 	// (Collect would call t.Fatal off the test goroutine; a tail does not.)
-	orders, err := openTail(ctx, cfg.brokerList(), cfg.OrdersTopic, true)
+	orders, err := openTail(ctx, cfg.kafka(), cfg.OrdersTopic, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestPlaceWaitPrintsTheOutcome(t *testing.T) {
 			answered <- err
 			return
 		}
-		answered <- publish(ctx, cfg.brokerList(),
+		answered <- publish(ctx, cfg.kafka(),
 			producer.Outcome(cfg.EventsTopic, "someone-else", events.TypeDeducted, []byte(`{"type":"stock-deducted","order_id":"someone-else"}`)),
 			producer.Outcome(cfg.EventsTopic, o.OrderID, events.TypeRejected, b))
 	}()
@@ -238,7 +239,7 @@ func TestLoadSpreadAtARate(t *testing.T) {
 // topicSize is the number of messages in a fresh topic (the sum of its end offsets).
 func topicSize(t *testing.T, ctx context.Context, cfg config, topic string) int64 {
 	t.Helper()
-	ends, err := startOffsets(ctx, cfg.brokerList(), topic, false)
+	ends, err := startOffsets(ctx, cfg.kafka(), topic, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestWatchPrintsOutcomes(t *testing.T) {
 	ctx := testContext(t, time.Minute)
 	deducted, _ := events.Deducted("A1", []events.Line{{GoodsID: 16, Num: 1}, {GoodsID: 17, Num: 2}}, fixedTime).Encode()
 	rejected, _ := events.Rejected("A2", events.ReasonInsufficientStock, []events.Line{{GoodsID: 16, Num: 1}}, nil, fixedTime).Encode()
-	if err := publish(ctx, cfg.brokerList(),
+	if err := publish(ctx, cfg.kafka(),
 		producer.Outcome(cfg.EventsTopic, "A1", events.TypeDeducted, deducted),
 		producer.Outcome(cfg.EventsTopic, "A2", events.TypeRejected, rejected)); err != nil {
 		t.Fatal(err)
@@ -312,15 +313,15 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 	msg := func(id string) kafka.Message {
 		return kafka.Message{Topic: cfg.EventsTopic, Key: []byte(id), Value: []byte(`{"order_id":"` + id + `"}`)}
 	}
-	if err := publish(ctx, cfg.brokerList(), msg("old-1"), msg("old-2"), msg("old-3")); err != nil {
+	if err := publish(ctx, cfg.kafka(), msg("old-1"), msg("old-2"), msg("old-3")); err != nil {
 		t.Fatal(err)
 	}
-	tl, err := openTail(ctx, cfg.brokerList(), cfg.EventsTopic, false)
+	tl, err := openTail(ctx, cfg.kafka(), cfg.EventsTopic, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tl.Close()
-	if err := publish(ctx, cfg.brokerList(), msg("new")); err != nil {
+	if err := publish(ctx, cfg.kafka(), msg("new")); err != nil {
 		t.Fatal(err)
 	}
 	m, err := tl.Next(ctx)
@@ -341,7 +342,7 @@ func TestTailStartsAtTheEnd(t *testing.T) {
 func TestTailOfAMissingTopic(t *testing.T) {
 	t.Parallel()
 	testsvc.Require(t, "Kafka", testsvc.KafkaBrokers()[0])
-	_, err := openTail(testContext(t, time.Minute), testsvc.KafkaBrokers(), testsvc.Unique("no-such-topic-"), false)
+	_, err := openTail(testContext(t, time.Minute), harness.Kafka{Brokers: testsvc.KafkaBrokers()}, testsvc.Unique("no-such-topic-"), false)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("err = %v", err)
 	}

@@ -79,7 +79,7 @@ func runLoad(ctx context.Context, cfg config, args []string, stdout, stderr io.W
 	}
 
 	o.brokers = cfg.brokerList()
-	pub := producer.New(o.brokers, producer.Options{})
+	pub := producer.New(o.brokers, producer.Options{Security: cfg.kafkaSecurity})
 	defer pub.Close()
 	var sent atomic.Int64
 	start := time.Now()

@@ -59,14 +59,14 @@ func runPlace(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if *wait {
 		// Resolve the end of the events topic before publishing, so the outcome
 		// cannot slip in between.
-		outcomes, err = openTail(ctx, cfg.brokerList(), cfg.EventsTopic, false)
+		outcomes, err = openTail(ctx, cfg.kafka(), cfg.EventsTopic, false)
 		if err != nil {
 			return err
 		}
 		defer outcomes.Close()
 	}
 
-	if err := publish(ctx, cfg.brokerList(), msg); err != nil {
+	if err := publish(ctx, cfg.kafka(), msg); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "placed %s on %s: %s\n", orderID, cfg.OrdersTopic, formatLines(lines))
@@ -101,12 +101,12 @@ func orderMessage(topic string, order events.OrderPlaced) (kafka.Message, error)
 }
 
 // publish writes msgs with acks=all through a Publisher of its own.
-func publish(ctx context.Context, brokers []string, msgs ...kafka.Message) error {
-	pub := producer.New(brokers, producer.Options{})
+func publish(ctx context.Context, k harness.Kafka, msgs ...kafka.Message) error {
+	pub := producer.New(k.Brokers, producer.Options{Security: k.Security})
 	defer pub.Close()
 	ctx, cancel := context.WithTimeout(ctx, kafkaTimeout)
 	defer cancel()
-	return explainPublish(pub.Publish(ctx, msgs...), brokers, msgs)
+	return explainPublish(pub.Publish(ctx, msgs...), k.Brokers, msgs)
 }
 
 // explainPublish adds the usual cause to a publish error: the topic is missing

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stockflow/stockflow/db"
+	"github.com/stockflow/stockflow/internal/mysqlconf"
 	"gorm.io/gorm"
 )
 
@@ -36,17 +37,26 @@ database and applies the migrations first if needed, so it works on a fresh mach
 before any worker ran. Overwriting bumps the row's version, so an optimistic worker
 that read the old stock retries instead of deciding on it.
 
+Database user: SELECT, INSERT and UPDATE on inventory (the version bump reads the
+row) and SELECT on schema_migrations, so the worker's least-privilege user
+(stockflow) is enough once the schema is current; on a database that does not exist
+yet or has migrations pending it needs the migration user (stockflow_migrate, DDL
+rights), as 'stockworker migrate' does. Never root in production.
+
 Usage:
   orderctl stock set [flags] GOODS=N...
 
 Examples:
   orderctl stock set 16=10
   orderctl stock set 16=10 17=5 18=0
-  MYSQL_DSN='app:secret@tcp(db:3306)/stockflow?parseTime=true' orderctl stock set 16=100
+  MYSQL_DSN='stockflow:secret@tcp(db:3306)/stockflow?parseTime=true' orderctl stock set 16=100
+  MYSQL_DSN_FILE=/run/secrets/worker-dsn MYSQL_TLS_CA_FILE=/etc/stockflow/mysql-ca.pem orderctl stock set 16=100
 `
 
 const stockGetHelp = `orderctl stock get shows the stock of each goods. A goods that is not in the
 inventory is reported, and the command then exits 1.
+
+Database user: SELECT on inventory; the worker's user (stockflow) is enough.
 
 Usage:
   orderctl stock get [flags] GOODS...
@@ -57,6 +67,8 @@ Examples:
 `
 
 const stockListHelp = `orderctl stock list lists the stocked goods in ascending goods id.
+
+Database user: SELECT on inventory; the worker's user (stockflow) is enough.
 
 Usage:
   orderctl stock list [flags]
@@ -97,7 +109,7 @@ func runStockSet(ctx context.Context, cfg config, args []string, stdout, stderr 
 	if err != nil {
 		return usagef("stock set", "%v", err)
 	}
-	g, err := openInventory(ctx, cfg.MySQLDSN, true)
+	g, err := openInventory(ctx, cfg.mysql(), true)
 	if err != nil {
 		return err
 	}
@@ -136,7 +148,7 @@ func runStockGet(ctx context.Context, cfg config, args []string, stdout, stderr 
 	if err := errors.Join(errs...); err != nil {
 		return usagef("stock get", "%v", err)
 	}
-	g, err := openInventory(ctx, cfg.MySQLDSN, false)
+	g, err := openInventory(ctx, cfg.mysql(), false)
 	if err != nil {
 		return err
 	}
@@ -188,7 +200,7 @@ func runStockList(ctx context.Context, cfg config, args []string, stdout, stderr
 	if *limit < 0 {
 		return usagef("stock list", "-limit must be ≥ 0, got %d", *limit)
 	}
-	g, err := openInventory(ctx, cfg.MySQLDSN, false)
+	g, err := openInventory(ctx, cfg.mysql(), false)
 	if err != nil {
 		return err
 	}
@@ -228,11 +240,16 @@ func printInventory(w io.Writer, rows []db.Inventory) {
 	tw.Flush()
 }
 
-// openInventory opens the database of dsn. With create, it first creates the
-// database if missing and applies the migrations, as stockworker does at start.
-func openInventory(ctx context.Context, dsn string, create bool) (*gorm.DB, error) {
+// openInventory opens the database of s (with its TLS). With create, it
+// first creates the database if missing and applies the migrations, as
+// stockworker does at start.
+func openInventory(ctx context.Context, s mysqlconf.Settings, create bool) (*gorm.DB, error) {
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
+	dsn, err := s.ConnectDSN()
+	if err != nil {
+		return nil, err
+	}
 	if create {
 		if err := db.EnsureDatabase(ctx, dsn); err != nil {
 			return nil, err
@@ -240,7 +257,7 @@ func openInventory(ctx context.Context, dsn string, create bool) (*gorm.DB, erro
 	}
 	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 2})
 	if err != nil {
-		return nil, inventoryError(dsn, err)
+		return nil, inventoryError(s.DSN, err)
 	}
 	if create {
 		if _, err := db.Migrate(ctx, g); err != nil {
@@ -295,7 +312,7 @@ func inventoryError(dsn string, err error) error {
 	case errNoSuchTable:
 		return fmt.Errorf("database %q has no inventory table (orderctl stock set or stockworker migrate creates it)", name)
 	case errAccessDenied:
-		return fmt.Errorf("access denied to %s: check the user and password of MYSQL_DSN", db.RedactDSN(dsn))
+		return fmt.Errorf("access denied to %s: check the user and password of MYSQL_DSN or MYSQL_DSN_FILE, and MYSQL_TLS_CA_FILE for a user created REQUIRE SSL", db.RedactDSN(dsn))
 	}
 	return err
 }

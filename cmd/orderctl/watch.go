@@ -45,7 +45,7 @@ func runWatch(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		return usagef("watch", "-n must be ≥ 0, got %d", *n)
 	}
 
-	t, err := openTail(ctx, cfg.brokerList(), cfg.EventsTopic, *fromStart)
+	t, err := openTail(ctx, cfg.kafka(), cfg.EventsTopic, *fromStart)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -150,6 +151,84 @@ func TestComposeFile(t *testing.T) {
 	}
 	if len(workers) != 2 {
 		t.Errorf("workers %v, want two", workers)
+	}
+}
+
+// The Compose file runs nothing as MySQL's root: the mysql service creates
+// the two users at its first start with the init SQL file it mounts into
+// /docker-entrypoint-initdb.d, the migrate service connects as
+// stockflow_migrate and the workers as stockflow, with the passwords that
+// file gives them; the workers' grants hold no DELETE and no DDL.
+func TestComposeDatabaseUsers(t *testing.T) {
+	p := loadCompose(t)
+	mysqlSvc := p.Services["mysql"]
+	if _, ok := env(mysqlSvc)["MYSQL_USER"]; ok {
+		t.Error("mysql sets MYSQL_USER, which the image grants ALL on the database: create the users in the init SQL")
+	}
+	var initSQL []string
+	for _, v := range mysqlSvc.Volumes {
+		if strings.HasPrefix(v.Target, "/docker-entrypoint-initdb.d/") && strings.HasSuffix(v.Target, ".sql") {
+			b, err := os.ReadFile(v.Source)
+			if err != nil {
+				t.Fatalf("mysql mounts %s at %s: %v", v.Source, v.Target, err)
+			}
+			initSQL = append(initSQL, string(b))
+		}
+	}
+	if len(initSQL) == 0 {
+		t.Fatal("mysql mounts no .sql file into /docker-entrypoint-initdb.d: nothing creates the users")
+	}
+	sql := strings.Join(strings.Fields(regexp.MustCompile(`(?m)--.*$`).ReplaceAllString(strings.Join(initSQL, "\n"), "")), " ")
+	passwords := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?i)CREATE USER '([^']+)'@'[^']*' IDENTIFIED BY '([^']*)'`).FindAllStringSubmatch(sql, -1) {
+		passwords[m[1]] = m[2]
+	}
+	grants := map[string][]string{}
+	for _, m := range regexp.MustCompile(`(?i)GRANT (.+?) ON \S+ TO '([^']+)'`).FindAllStringSubmatch(sql, -1) {
+		for _, priv := range strings.Split(m[1], ",") {
+			grants[m[2]] = append(grants[m[2]], strings.ToUpper(strings.TrimSpace(priv)))
+		}
+	}
+
+	users := map[string]string{}
+	for name, s := range p.Services {
+		if s.Image != stockworkerImage {
+			continue
+		}
+		c, err := mysql.ParseDSN(env(s)["MYSQL_DSN"])
+		if err != nil {
+			t.Errorf("%s: MYSQL_DSN: %v", name, err)
+			continue
+		}
+		want := workerDBUser
+		if slices.Equal(s.Command, []string{"migrate"}) {
+			want = migrateDBUser
+		}
+		if c.User != want {
+			t.Errorf("%s connects as %q, want %s", name, c.User, want)
+		}
+		if pw, ok := passwords[c.User]; !ok || pw != c.Passwd {
+			t.Errorf("%s: the init SQL creates no user %q with the password of its DSN", name, c.User)
+		}
+		users[name] = c.User
+	}
+	if len(users) == 0 {
+		t.Fatal("no stockworker service")
+	}
+	for _, priv := range grants[workerDBUser] {
+		if !slices.Contains([]string{"SELECT", "INSERT", "UPDATE"}, priv) {
+			t.Errorf("the workers' user %s is granted %s: it needs SELECT, INSERT and UPDATE only", workerDBUser, priv)
+		}
+	}
+	for _, priv := range []string{"SELECT", "INSERT", "UPDATE"} {
+		if !slices.Contains(grants[workerDBUser], priv) {
+			t.Errorf("the workers' user %s lacks %s", workerDBUser, priv)
+		}
+	}
+	for _, priv := range []string{"CREATE", "ALTER", "INDEX"} {
+		if !slices.Contains(grants[migrateDBUser], priv) {
+			t.Errorf("the migration user %s lacks %s, which the migrations need", migrateDBUser, priv)
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/kafkaconn"
+	"github.com/stockflow/stockflow/internal/tlsconf"
 	"github.com/stockflow/stockflow/producer"
 )
 
@@ -46,6 +48,20 @@ type config struct {
 	// Partitioner places outcome events and dead letters by their key
 	// (producer.Partitioners).
 	Partitioner string
+
+	// Kafka's TLS and SASL (kafka.go); the password comes from the
+	// environment or a _FILE, never a flag. KafkaSecurity is what they load.
+	Kafka         kafkaconn.Settings
+	KafkaSecurity *kafkaconn.Security
+
+	// Secure connections and secrets (secrets.go). MySQLDSN (above) and
+	// RedisPassword come from the environment or a _FILE, never a flag.
+	MySQLTLS      tlsconf.Files // MYSQL_TLS_CA_FILE, MYSQL_TLS_CERT_FILE, MYSQL_TLS_KEY_FILE
+	RedisUsername string
+	RedisPassword string
+	RedisTLS      bool
+	RedisTLSCA    string
+	PprofAddr     string
 }
 
 const usageHead = `stockworker consumes order-placed events from Kafka, deducts stock in MySQL
@@ -114,7 +130,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 
 	str(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", "localhost:9092", "comma-separated Kafka brokers; 'embedded' starts an in-process broker on 127.0.0.1:9092 (development only)")
-	str(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true", "go-sql-driver DSN of the inventory database")
+	finishKafka := c.kafkaSettings(fs, getenv, str, boolean)   // KAFKA_TLS*, KAFKA_SASL_*
+	finishSecure := c.secureSettings(fs, getenv, str, boolean) // MYSQL_DSN, MYSQL_TLS_*, REDIS_USERNAME/PASSWORD/TLS*, PPROF_ADDR
 	str(&c.RedisAddr, "redis-addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address, used by the redis strategy")
 	str(&c.Strategy, "lock-strategy", "LOCK_STRATEGY", "pessimistic", "lock strategy: "+strings.Join(db.StrategyNames(), ", "))
 	str(&c.GroupID, "group-id", "GROUP_ID", "stockflow", "Kafka consumer group")
@@ -127,7 +144,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8080", "address of /healthz, /readyz and /metrics; empty disables")
 	num(&c.Partitions, "partitions", "TOPIC_PARTITIONS", 6, "partitions of topics the worker creates")
 	num(&c.Replication, "replication", "TOPIC_REPLICATION", 0, "replication factor of topics the worker creates (0: the cluster's default.replication.factor)")
-	boolean(&c.CreateTopics, "create-topics", "CREATE_TOPICS", true, "create missing topics at start")
+	boolean(&c.CreateTopics, "create-topics", "CREATE_TOPICS", true, "create missing topics at start (false: a missing topic is an error at start)")
 	boolean(&c.Migrate, "migrate", "MIGRATE", true, "apply database migrations at start")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	num(&c.DBMaxOpen, "db-max-open", "DB_MAX_OPEN", 16, "maximum open MySQL connections of this process")
@@ -150,6 +167,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if err := finishSecure(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := finishKafka(); err != nil {
+		errs = append(errs, err)
 	}
 	if maxNum < 1 || maxNum > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("MAX_NUM must be in 1..%d, got %d", math.MaxInt32, maxNum))

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -27,7 +28,13 @@ import (
 // services runs scripts/services.sh with args.
 func services(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.Command("../../scripts/services.sh", args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "../../scripts/services.sh", args...)
+	// The cluster tests address three nodes, whatever the shell exports.
+	cmd.Env = append(os.Environ(), "KAFKA_NODES=3")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("services.sh %v: %v\n%s", args, err, out)
 	}

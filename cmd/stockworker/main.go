@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -91,13 +92,21 @@ func newLogger(level string) (*zap.Logger, error) {
 	return zc.Build()
 }
 
+// openDB connects to MYSQL_DSN (with MYSQL_TLS_*) and, with MIGRATE, creates
+// the database if it is missing and applies pending migrations. A user
+// without DDL rights passes when the database exists and the schema is
+// current; with migrations pending it fails with db.ErrMigrateDenied.
 func openDB(ctx context.Context, cfg config, log *zap.Logger) (*gorm.DB, error) {
+	dsn, err := cfg.mysqlDSN()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Migrate {
-		if err := db.EnsureDatabase(ctx, cfg.MySQLDSN); err != nil {
+		if err := db.EnsureDatabase(ctx, dsn); err != nil {
 			return nil, err
 		}
 	}
-	g, err := db.Open(ctx, cfg.MySQLDSN, db.PoolOptions{MaxOpen: cfg.DBMaxOpen})
+	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: cfg.DBMaxOpen})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +116,8 @@ func openDB(ctx context.Context, cfg config, log *zap.Logger) (*gorm.DB, error) 
 			db.Close(g)
 			return nil, err
 		}
-		log.Info("database ready", zap.String("dsn", db.RedactDSN(cfg.MySQLDSN)), zap.Ints("migrations_applied", applied))
+		log.Info("database ready", zap.String("dsn", db.RedactDSN(cfg.MySQLDSN)), zap.String("tls", cfg.mysqlTLSMode()),
+			zap.Ints("migrations_applied", applied))
 	}
 	return g, nil
 }
@@ -140,18 +150,36 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	defer db.Close(g)
 
 	if cfg.CreateTopics {
-		if err := producer.EnsureTopics(ctx, brokers, cfg.Partitions, cfg.Replication, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
+		if err := producer.EnsureTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.Partitions, cfg.Replication, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
 			return err
+		}
+	} else {
+		// Waiting cannot create a topic: say so once and stop, rather than
+		// consume nothing, quietly, forever.
+		missing, err := producer.MissingTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("topic(s) %s do not exist and CREATE_TOPICS=false: create them, or let the worker create them with CREATE_TOPICS=true",
+				strings.Join(missing, ", "))
 		}
 	}
 
-	pub := producer.New(brokers, producer.Options{Partitioner: producer.Partitioner(cfg.Partitioner)})
+	pub := producer.New(brokers, producer.Options{Partitioner: producer.Partitioner(cfg.Partitioner), Security: cfg.KafkaSecurity})
 	defer pub.Close()
 
 	var rdb *redis.Client
 	if cfg.Strategy == "redis" {
-		rdb = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, DialTimeout: 2 * time.Second})
+		ropts, err := cfg.redisOptions()
+		if err != nil {
+			return err
+		}
+		rdb = redis.NewClient(ropts)
 		defer rdb.Close()
+		if err := checkRedis(ctx, rdb, cfg, log); err != nil {
+			return err
+		}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -181,24 +209,16 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	}
 
 	grp, gctx := errgroup.WithContext(ctx)
+	var endpoints []endpoint
 	if cfg.HTTPAddr != "" {
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: httpHandler(w, g, rdb, brokers, reg), ReadHeaderTimeout: 5 * time.Second}
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
-		grp.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
-			}
-			return nil
-		})
-		grp.Go(func() error {
-			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		endpoints = append(endpoints, endpoint{"HTTP_ADDR", cfg.HTTPAddr, httpHandler(w, g, rdb, brokers, reg)})
+	}
+	if cfg.PprofAddr != "" {
+		endpoints = append(endpoints, endpoint{"PPROF_ADDR", cfg.PprofAddr, pprofHandler()})
+		log.Warn("pprof enabled: profiles are served without authentication; keep PPROF_ADDR off the network", zap.String("pprof", cfg.PprofAddr))
+	}
+	if err := serveHTTP(gctx, grp, endpoints); err != nil {
+		return err
 	}
 	grp.Go(func() error {
 		err := w.Run(gctx)
@@ -207,9 +227,12 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		}
 		return err
 	})
-	log.Info("stockworker running", zap.Strings("brokers", brokers), zap.String("strategy", cfg.Strategy),
-		zap.String("group", cfg.GroupID), zap.String("http", cfg.HTTPAddr), zap.String("outcome_partitioner", cfg.Partitioner))
-	err = grp.Wait()
+	log.Info("stockworker running", zap.Strings("brokers", brokers), zap.Stringer("kafka_security", cfg.KafkaSecurity),
+		zap.String("strategy", cfg.Strategy), zap.String("group", cfg.GroupID), zap.String("http", cfg.HTTPAddr),
+		zap.String("outcome_partitioner", cfg.Partitioner))
+	// A member stops for good when Kafka refuses it (worker's fatalFetch):
+	// say what to check.
+	err = cfg.KafkaSecurity.Explain(grp.Wait())
 	log.Info("stockworker stopped")
 	return err
 }
@@ -236,6 +259,7 @@ func (c config) workerConfig(brokers []string, metrics *worker.Metrics) worker.C
 		PoisonAttempts: c.PoisonAttempts,
 		Metrics:        metrics,
 		Transient:      wire.Transient,
+		OpenReader:     c.openReader,
 	}
 }
 

@@ -39,12 +39,14 @@ import (
 
 // The Kubernetes manifests (deploy/k8s) are tested here, without a cluster,
 // against the code they configure: every overlay renders with kustomize's Go
-// API, every object decodes strictly into its API type, the ScaledObject
-// validates against KEDA's CRD schema, and what the manifests give the worker
-// — environment names and values, probe paths and ports, the termination
-// grace, the replica bounds — is checked against parseConfig and httpHandler
-// rather than against a copied list. Overlays are found by listing
-// deploy/k8s/overlays, so a new one is tested without touching this file.
+// API, every object decodes strictly into its API type, the KEDA objects
+// validate against KEDA's CRD schemas, and what the manifests give the worker
+// — environment names and values, the files its *_FILE settings name, probe
+// paths and ports, the termination grace, the replica bounds — is checked
+// against parseConfig and httpHandler rather than against a copied list.
+// Overlays are found by listing deploy/k8s/overlays, so a new one is tested
+// without touching this file. The secrets' checks are in
+// manifests_secrets_test.go.
 
 const (
 	k8sDir = "../../deploy/k8s"
@@ -52,7 +54,7 @@ const (
 	// release's module (config/crd/bases), fetched through the Go module cache.
 	kedaModule  = "github.com/kedacore/keda/v2"
 	kedaVersion = "v2.21.0"
-	kedaCRD     = "config/crd/bases/keda.sh_scaledobjects.yaml"
+	kedaCRDs    = "config/crd/bases"
 	// shutdownMargin is what a pod still needs after the drain bound
 	// SHUTDOWN_GRACE: publishing and committing what was settled, leaving the
 	// group, and stopping the HTTP server (up to 5 s).
@@ -68,16 +70,17 @@ type manifests struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	scaledObjects   []*scaledObject
+	triggerAuths    []*triggerAuthentication
 	serviceAccounts []*corev1.ServiceAccount
 	configMaps      map[string]*corev1.ConfigMap
 	secrets         map[string]*corev1.Secret
-	// template is base/secret-template.yaml: the Secret an operator creates
-	// by hand where no overlay renders one.
-	template *corev1.Secret
+	// templates are base/secret-template.yaml's Secrets, by name: what an
+	// operator creates by hand where no overlay renders them.
+	templates map[string]*corev1.Secret
 }
 
 // scaledObject holds the fields of a KEDA ScaledObject the checks read; its
-// full shape is checked by the CRD schema (TestManifestsScaledObjectMatchesKEDASchema).
+// full shape is checked by the CRD schema (TestManifestsMatchKEDASchemas).
 type scaledObject struct {
 	Metadata metav1.ObjectMeta `json:"metadata"`
 	Spec     struct {
@@ -89,11 +92,40 @@ type scaledObject struct {
 		MinReplicaCount *int32 `json:"minReplicaCount"`
 		MaxReplicaCount *int32 `json:"maxReplicaCount"`
 		Triggers        []struct {
-			Type     string            `json:"type"`
-			Metadata map[string]string `json:"metadata"`
+			Type              string            `json:"type"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+				Kind string `json:"kind"`
+			} `json:"authenticationRef"`
 		} `json:"triggers"`
 	} `json:"spec"`
 	raw []byte // the rendered object, for the schema
+}
+
+// triggerAuthentication holds the fields of a KEDA TriggerAuthentication the
+// checks read: where each parameter comes from. The CRD schema checks the
+// rest (TestManifestsMatchKEDASchemas).
+type triggerAuthentication struct {
+	Metadata metav1.ObjectMeta `json:"metadata"`
+	Spec     struct {
+		Env []struct {
+			Parameter     string `json:"parameter"`
+			Name          string `json:"name"`
+			ContainerName string `json:"containerName"`
+		} `json:"env"`
+		SecretTargetRef    []targetRef `json:"secretTargetRef"`
+		ConfigMapTargetRef []targetRef `json:"configMapTargetRef"`
+	} `json:"spec"`
+	raw []byte
+}
+
+// targetRef is a TriggerAuthentication parameter read from a key of a Secret
+// or ConfigMap.
+type targetRef struct {
+	Parameter string `json:"parameter"`
+	Name      string `json:"name"`
+	Key       string `json:"key"`
 }
 
 func overlayNames(t *testing.T) []string {
@@ -117,11 +149,11 @@ func overlayNames(t *testing.T) []string {
 // forEachOverlay renders every overlay and runs check on it in a subtest.
 func forEachOverlay(t *testing.T, check func(t *testing.T, m *manifests)) {
 	t.Helper()
-	template := secretTemplate(t)
+	templates := secretTemplates(t)
 	for _, name := range overlayNames(t) {
 		t.Run(name, func(t *testing.T) {
 			m := render(t, name)
-			m.template = template
+			m.templates = templates
 			check(t, m)
 		})
 	}
@@ -182,15 +214,7 @@ func (m *manifests) add(gvk string, raw []byte) error {
 		}
 		m.secrets[s.Name] = &s
 	case "keda.sh/v1alpha1 ScaledObject":
-		// Strict about the envelope and metadata here; the spec is the
-		// schema's to judge.
-		var envelope struct {
-			APIVersion string            `json:"apiVersion"`
-			Kind       string            `json:"kind"`
-			Metadata   metav1.ObjectMeta `json:"metadata"`
-			Spec       json.RawMessage   `json:"spec"`
-		}
-		if err := decodeStrict(raw, &envelope); err != nil {
+		if err := decodeKEDA(raw); err != nil {
 			return err
 		}
 		so := &scaledObject{raw: raw}
@@ -198,10 +222,31 @@ func (m *manifests) add(gvk string, raw []byte) error {
 			return err
 		}
 		m.scaledObjects = append(m.scaledObjects, so)
+	case "keda.sh/v1alpha1 TriggerAuthentication":
+		if err := decodeKEDA(raw); err != nil {
+			return err
+		}
+		ta := &triggerAuthentication{raw: raw}
+		if err := json.Unmarshal(raw, ta); err != nil {
+			return err
+		}
+		m.triggerAuths = append(m.triggerAuths, ta)
 	default:
 		return fmt.Errorf("unexpected kind %q: add it to manifests.add with its API type", gvk)
 	}
 	return nil
+}
+
+// decodeKEDA is strict about a KEDA object's envelope and metadata; its spec
+// is the CRD schema's to judge.
+func decodeKEDA(raw []byte) error {
+	var envelope struct {
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Metadata   metav1.ObjectMeta `json:"metadata"`
+		Spec       json.RawMessage   `json:"spec"`
+	}
+	return decodeStrict(raw, &envelope)
 }
 
 func decodeInto[T any](raw []byte, list *[]*T) error {
@@ -223,36 +268,55 @@ func decodeStrict(raw []byte, v any) error {
 	return errors.Join(strict...)
 }
 
-func secretTemplate(t *testing.T) *corev1.Secret {
+// secretTemplates reads base/secret-template.yaml: v1 Secrets, one per YAML
+// document, decoded strictly, by name.
+func secretTemplates(t *testing.T) map[string]*corev1.Secret {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(k8sDir, "base", "secret-template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := yaml.YAMLToJSON(b)
-	if err != nil {
-		t.Fatalf("base/secret-template.yaml: %v", err)
+	out := map[string]*corev1.Secret{}
+	for i, doc := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(b), -1) {
+		raw, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("base/secret-template.yaml, document %d: %v", i+1, err)
+		}
+		if string(raw) == "null" {
+			continue // comments only
+		}
+		var s corev1.Secret
+		if err := decodeStrict(raw, &s); err != nil {
+			t.Fatalf("base/secret-template.yaml, document %d: %v", i+1, err)
+		}
+		if s.APIVersion != "v1" || s.Kind != "Secret" || s.Name == "" {
+			t.Fatalf("base/secret-template.yaml, document %d is a %s %s %q, not a named v1 Secret", i+1, s.APIVersion, s.Kind, s.Name)
+		}
+		if out[s.Name] != nil {
+			t.Fatalf("base/secret-template.yaml has two Secrets %s", s.Name)
+		}
+		out[s.Name] = &s
 	}
-	var s corev1.Secret
-	if err := decodeStrict(raw, &s); err != nil {
-		t.Fatalf("base/secret-template.yaml: %v", err)
+	if len(out) == 0 {
+		t.Fatal("base/secret-template.yaml holds no Secret")
 	}
-	if s.APIVersion != "v1" || s.Kind != "Secret" {
-		t.Fatalf("base/secret-template.yaml is a %s %s, not a v1 Secret", s.APIVersion, s.Kind)
-	}
-	return &s
+	return out
 }
 
-// secret finds a Secret the overlay renders, or else the template, which
+// secret finds a Secret the overlay renders, or else a template's, which
 // operators create under its name.
 func (m *manifests) secret(name string) *corev1.Secret {
 	if s, ok := m.secrets[name]; ok {
 		return s
 	}
-	if m.template != nil && m.template.Name == name {
-		return m.template
-	}
-	return nil
+	return m.templates[name]
+}
+
+// fromTemplate reports whether the Secret name is a template's (filled in by
+// an operator), not rendered by the overlay.
+func (m *manifests) fromTemplate(name string) bool {
+	_, rendered := m.secrets[name]
+	return !rendered && m.templates[name] != nil
 }
 
 func secretValues(s *corev1.Secret) map[string]string {
@@ -287,7 +351,7 @@ func (m *manifests) containerEnv(c corev1.Container) (map[string]string, error) 
 		case from.SecretRef != nil:
 			s := m.secret(from.SecretRef.Name)
 			if s == nil {
-				errs = append(errs, fmt.Errorf("envFrom Secret %q is neither rendered nor the template", from.SecretRef.Name))
+				errs = append(errs, fmt.Errorf("envFrom Secret %q is neither rendered nor a template", from.SecretRef.Name))
 				continue
 			}
 			for k, v := range secretValues(s) {
@@ -306,20 +370,24 @@ func (m *manifests) containerEnv(c corev1.Container) (map[string]string, error) 
 			if ok {
 				v, has = cm.Data[ref.Key]
 			}
-			if !has {
+			switch {
+			case has:
+				env[e.Name] = v
+			case ref.Optional == nil || !*ref.Optional:
 				errs = append(errs, fmt.Errorf("%s: ConfigMap %q has no key %q", e.Name, ref.Name, ref.Key))
-			}
-			env[e.Name] = v
+			} // an optional key that is missing leaves the variable unset
 		case e.ValueFrom.SecretKeyRef != nil:
 			ref := e.ValueFrom.SecretKeyRef
 			v, has := "", false
 			if s := m.secret(ref.Name); s != nil {
 				v, has = secretValues(s)[ref.Key]
 			}
-			if !has {
-				errs = append(errs, fmt.Errorf("%s: Secret %q (rendered or the template) has no key %q", e.Name, ref.Name, ref.Key))
+			switch {
+			case has:
+				env[e.Name] = v
+			case ref.Optional == nil || !*ref.Optional:
+				errs = append(errs, fmt.Errorf("%s: Secret %q (rendered or a template) has no key %q", e.Name, ref.Name, ref.Key))
 			}
-			env[e.Name] = v
 		default:
 			errs = append(errs, fmt.Errorf("%s: a valueFrom the test does not resolve", e.Name))
 		}
@@ -338,13 +406,20 @@ func workerContainer(t *testing.T, what string, spec corev1.PodSpec) corev1.Cont
 }
 
 // workerConfig is the configuration stockworker derives from a container's
-// manifest: its environment and arguments through parseConfig.
-func (m *manifests) workerConfig(t *testing.T, what string, c corev1.Container) (config, map[string]string) {
+// manifest: its environment and arguments through parseConfig, with the
+// files its *_FILE settings name as the pod would have them
+// (podFiles.materialize). Also returned: the environment, and those files.
+func (m *manifests) workerConfig(t *testing.T, what string, spec corev1.PodSpec, c corev1.Container) (config, map[string]string, podFiles) {
 	t.Helper()
 	env, err := m.containerEnv(c)
 	if err != nil {
 		t.Errorf("%s: %v", what, err)
 	}
+	files, err := m.filesOf(spec, c, env)
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+	}
+	local := files.materialize(t, env)
 	args := slices.Clone(c.Args)
 	if len(args) > 0 && args[0] == "migrate" {
 		args = args[1:]
@@ -352,11 +427,11 @@ func (m *manifests) workerConfig(t *testing.T, what string, c corev1.Container) 
 	if len(c.Command) > 0 {
 		t.Errorf("%s: command %q replaces the image's entrypoint /stockworker; use args", what, c.Command)
 	}
-	cfg, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := parseConfig(args, func(k string) string { return local[k] }, io.Discard)
 	if err != nil {
 		t.Errorf("%s: stockworker refuses the configuration: %v", what, err)
 	}
-	return cfg, env
+	return cfg, env, files
 }
 
 // envNamesRead is the set of environment variables stockworker reads, taken
@@ -444,10 +519,11 @@ func TestManifestsRenderStrictly(t *testing.T) {
 }
 
 // TestManifestsEnvNamesAreReadByTheWorker: every environment name the
-// manifests set — ConfigMap keys, Secret keys (rendered and the template),
-// env entries and envFrom names of the Deployment and the Job — is one
-// stockworker reads. The names it reads that no manifest sets stay at their
-// defaults, which is fine; they are logged.
+// manifests set — ConfigMap keys, env entries and envFrom names of the
+// Deployment and the Job — is one stockworker reads. (Secret keys are file
+// names: the pods mount Secrets, and TestManifestsSecretsAreMountedFiles
+// checks that every *_FILE setting names one.) The names it reads that no
+// manifest sets stay at their defaults, which is fine; they are logged.
 func TestManifestsEnvNamesAreReadByTheWorker(t *testing.T) {
 	read := envNamesRead(t)
 	set := map[string]bool{}
@@ -465,14 +541,6 @@ func TestManifestsEnvNamesAreReadByTheWorker(t *testing.T) {
 			for k := range cm.BinaryData {
 				check("ConfigMap "+cm.Name, k)
 			}
-		}
-		for _, s := range m.secrets {
-			for k := range secretValues(s) {
-				check("Secret "+s.Name, k)
-			}
-		}
-		for k := range secretValues(m.template) {
-			check("base/secret-template.yaml", k)
 		}
 		for _, p := range m.podSpecs() {
 			for _, c := range p.spec.Containers {
@@ -524,7 +592,7 @@ func TestManifestsFitTheWorker(t *testing.T) {
 				continue
 			}
 			migrateJob = true
-			m.workerConfig(t, what, c)
+			m.workerConfig(t, what, j.Spec.Template.Spec, c)
 			checkPodSecurity(t, what, j.Spec.Template.Spec)
 			if p := j.Spec.Template.Spec.RestartPolicy; p != corev1.RestartPolicyNever && p != corev1.RestartPolicyOnFailure {
 				t.Errorf("%s: restartPolicy %q", what, p)
@@ -533,6 +601,7 @@ func TestManifestsFitTheWorker(t *testing.T) {
 		if !migrateJob {
 			t.Error("no Job runs `stockworker migrate`")
 		}
+		m.checkTriggerAuthsUsed(t)
 		if len(m.pdbs) != 1 {
 			t.Errorf("%d PodDisruptionBudgets, want 1", len(m.pdbs))
 		}
@@ -546,7 +615,7 @@ func TestManifestsFitTheWorker(t *testing.T) {
 			what := "Deployment " + d.Name
 			spec := d.Spec.Template.Spec
 			c := workerContainer(t, what, spec)
-			cfg, env := m.workerConfig(t, what, c)
+			cfg, env, files := m.workerConfig(t, what, spec, c)
 			checkPodSecurity(t, what, spec)
 			if migrateJob && cfg.Migrate {
 				t.Errorf("%s: MIGRATE is true although the Job applies the migrations; set MIGRATE=false", what)
@@ -575,6 +644,7 @@ func TestManifestsFitTheWorker(t *testing.T) {
 			}
 			for _, so := range m.scaledObjects {
 				checkKafkaTrigger(t, so, cfg, env)
+				m.checkKafkaTriggerAuth(t, so, cfg, env, files)
 			}
 			for _, h := range m.hpas {
 				checkHPAMetrics(t, h, cfg, exported)
@@ -980,77 +1050,95 @@ func (r *descRecorder) MustRegister(cs ...prometheus.Collector) {
 
 func (r *descRecorder) Unregister(prometheus.Collector) bool { return false }
 
-// TestManifestsScaledObjectMatchesKEDASchema validates every rendered
-// ScaledObject against the openAPIV3Schema of KEDA's own CRD (kedaVersion),
-// taken from KEDA's Go module: not copied into this repository. Like the API
-// server's strict field validation, a field the schema does not declare is
-// an error. The schema's CEL rules (x-kubernetes-validations) are not
-// evaluated here; they are logged, and the one KEDA has (minReplicaCount ≤
-// maxReplicaCount) is checked by TestManifestsFitTheWorker.
-func TestManifestsScaledObjectMatchesKEDASchema(t *testing.T) {
-	schema := kedaScaledObjectSchema(t)
-	validated := 0
+// TestManifestsMatchKEDASchemas validates every rendered ScaledObject and
+// TriggerAuthentication against the openAPIV3Schema of KEDA's own CRDs
+// (kedaVersion), taken from KEDA's Go module: not copied into this
+// repository. Like the API server's strict field validation, a field the
+// schema does not declare is an error. The schemas' CEL rules
+// (x-kubernetes-validations) are not evaluated here; they are logged, and the
+// one KEDA has (minReplicaCount ≤ maxReplicaCount) is checked by
+// TestManifestsFitTheWorker.
+func TestManifestsMatchKEDASchemas(t *testing.T) {
+	dir := kedaCRDDir(t)
+	scaledObjects := kedaSchema(t, dir, "scaledobjects")
+	triggerAuths := kedaSchema(t, dir, "triggerauthentications")
+	validated := map[string]int{}
 	forEachOverlay(t, func(t *testing.T, m *manifests) {
-		for _, so := range m.scaledObjects {
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(so.raw))
+		validate := func(kind, name string, schema *jsonschema.Schema, raw []byte) {
+			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := schema.Validate(doc); err != nil {
-				t.Errorf("ScaledObject %s does not match KEDA %s's CRD:\n%v", so.Metadata.Name, kedaVersion, err)
+				t.Errorf("%s %s does not match KEDA %s's CRD:\n%v", kind, name, kedaVersion, err)
 			}
-			validated++
+			validated[kind]++
+		}
+		for _, so := range m.scaledObjects {
+			validate("ScaledObject", so.Metadata.Name, scaledObjects, so.raw)
+		}
+		for _, ta := range m.triggerAuths {
+			validate("TriggerAuthentication", ta.Metadata.Name, triggerAuths, ta.raw)
 		}
 	})
-	if validated == 0 {
-		t.Error("no overlay renders a ScaledObject")
+	for _, kind := range []string{"ScaledObject", "TriggerAuthentication"} {
+		if validated[kind] == 0 {
+			t.Errorf("no overlay renders a %s", kind)
+		}
 	}
 }
 
-// kedaScaledObjectSchema compiles the v1alpha1 openAPIV3Schema of KEDA's
-// ScaledObject CRD. The module comes from the Go module cache, or through the
-// module proxy (verified against the checksum database as any module is);
-// `go mod download` runs outside this module, so go.mod and go.sum stay as
-// they are. Without it the test is skipped, except under CI=true.
-func kedaScaledObjectSchema(t *testing.T) *jsonschema.Schema {
+// kedaCRDDir is the directory of KEDA's CRDs in its module. The module comes
+// from the Go module cache, or through the module proxy (verified against
+// the checksum database as any module is); `go mod download` runs outside
+// this module, so go.mod and go.sum stay as they are. Without it the test is
+// skipped, except under CI=true.
+func kedaCRDDir(t *testing.T) string {
 	t.Helper()
 	dir, err := kedaModuleDir(t)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("KEDA's CRD schema is needed under CI=true: %v", err)
+			t.Fatalf("KEDA's CRD schemas are needed under CI=true: %v", err)
 		}
-		t.Skipf("KEDA's CRD schema is not available (%v); it comes from `go mod download %s@%s`", err, kedaModule, kedaVersion)
+		t.Skipf("KEDA's CRD schemas are not available (%v); they come from `go mod download %s@%s`", err, kedaModule, kedaVersion)
 	}
-	path := filepath.Join(dir, filepath.FromSlash(kedaCRD))
-	b, err := os.ReadFile(path)
+	return filepath.Join(dir, filepath.FromSlash(kedaCRDs))
+}
+
+// kedaSchema compiles the v1alpha1 openAPIV3Schema of KEDA's CRD of the
+// resource plural (config/crd/bases/keda.sh_<plural>.yaml).
+func kedaSchema(t *testing.T, dir, plural string) *jsonschema.Schema {
+	t.Helper()
+	file := "keda.sh_" + plural + ".yaml"
+	b, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatalf("%s@%s: %v", kedaModule, kedaVersion, err)
 	}
 	js, err := yaml.YAMLToJSON(b)
 	if err != nil {
-		t.Fatalf("%s: %v", kedaCRD, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
 	if err != nil {
-		t.Fatalf("%s: %v", kedaCRD, err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	schema := crdSchema(doc, "keda.sh", "v1alpha1")
 	if schema == nil {
-		t.Fatalf("%s: no keda.sh v1alpha1 openAPIV3Schema", kedaCRD)
+		t.Fatalf("%s: no keda.sh v1alpha1 openAPIV3Schema", file)
 	}
 	for _, rule := range closeObjects(schema, true) {
-		t.Logf("KEDA CRD rule not evaluated here (CEL): %s", rule)
+		t.Logf("KEDA CRD rule of %s not evaluated here (CEL): %s", plural, rule)
 	}
 	c := jsonschema.NewCompiler()
 	// OpenAPI 3.0 schemas are JSON Schema draft 4 with extensions (x-kubernetes-*, nullable), which it ignores.
 	c.DefaultDraft(jsonschema.Draft4)
-	const url = "https://keda.sh/crd/" + kedaVersion + "/scaledobjects.json"
+	url := "https://keda.sh/crd/" + kedaVersion + "/" + plural + ".json"
 	if err := c.AddResource(url, schema); err != nil {
 		t.Fatal(err)
 	}
 	compiled, err := c.Compile(url)
 	if err != nil {
-		t.Fatalf("compile KEDA's ScaledObject schema: %v", err)
+		t.Fatalf("compile KEDA's %s schema: %v", plural, err)
 	}
 	return compiled
 }

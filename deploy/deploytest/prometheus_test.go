@@ -2,7 +2,6 @@ package deploytest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -30,12 +29,13 @@ const (
 // A real Prometheus, loaded with rules.yaml, scrapes a real stockworker
 // (built from this module, on the real MariaDB and Kafka) every second.
 //
-// First the worker cannot publish: its events topic is missing
-// (CREATE_TOPICS=false), so it decides the orders in hand and retries their
-// publication, not ready, while the rest of the orders wait on the topic.
+// First the worker cannot decide: the test holds the hot goods' row locked
+// in an open transaction, so every attempt ends in a lock-wait timeout, which
+// the worker retries, not ready, while the rest of the orders wait on the
+// topic.
 // Through Prometheus's API the expressions of StockflowWorkerNotReady and
 // StockflowNoOrdersAnswered then select this worker, and both alerts are
-// pending. Then the topic is created and more orders, a cancel and a dead
+// pending. Then the lock is released and more orders, a cancel and a dead
 // letter are sent: the series arrive by outcome, both expressions come back
 // empty, every rule evaluates without error, and every query of the
 // dashboard runs, the main panels with data.
@@ -53,9 +53,24 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	for g := range int64(spreadGoods) {
 		testsvc.Stock(t, pool, 17+g, spreadStock)
 	}
-	// NewTopics' cleanup deletes the events topic again once the test has
-	// created it anew.
-	removeTopic(t, brokers, topics.Events)
+	// The row lock the worker will wait for, on a connection of its own.
+	lock := pool.Begin()
+	if err := lock.Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Exec("SELECT stocks FROM inventory WHERE goods = 16 FOR UPDATE").Error; err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			if err := lock.Rollback().Error; err != nil {
+				t.Errorf("release the row lock: %v", err)
+			}
+		}
+	}
+	t.Cleanup(unlock)
 
 	pub := producer.New(brokers, producer.Options{})
 	defer pub.Close()
@@ -125,11 +140,7 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	})
 
 	// ---- it can again, and more work comes
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := producer.EnsureTopics(ctx, brokers, 1, 1, topics.Events); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	// The next orders go out only once Prometheus has stored the answers to
 	// the first: a counter series starts at its first scrape, so answers
 	// that all came between two scrapes would show no rate.
@@ -319,35 +330,6 @@ func publish(t *testing.T, pub *producer.Publisher, msgs []kafka.Message) {
 	defer cancel()
 	if err := pub.Publish(ctx, msgs...); err != nil {
 		t.Fatalf("publish %d messages: %v", len(msgs), err)
-	}
-}
-
-// removeTopic deletes topic and waits until the broker no longer knows it.
-func removeTopic(t *testing.T, brokers []string, topic string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	transport := &kafka.Transport{}
-	defer transport.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: transport}
-	resp, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	if err == nil {
-		err = resp.Errors[topic]
-	}
-	if err != nil {
-		t.Fatalf("delete topic %s: %v", topic, err)
-	}
-	for {
-		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if errors.Is(err, kafka.UnknownTopicOrPartition) ||
-			(err == nil && len(md.Topics) == 1 && errors.Is(md.Topics[0].Error, kafka.UnknownTopicOrPartition)) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("topic %s still there after its deletion (%v)", topic, err)
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 

@@ -8,6 +8,9 @@
 //   - StartWorkers runs stockworker processes with a clean environment, a
 //     known HTTP port each and their output captured, and stops them;
 //   - WaitAssigned waits until a consumer group owns every partition;
+//   - Kafka carries the brokers and the security (TLS, SASL: package
+//     kafkaconn) the Kafka functions above connect with; the package
+//     functions of the same names connect in plaintext;
 //   - ParseMetrics reads a /metrics page with expfmt;
 //   - Unique names and Preflight checks of the local services.
 //

@@ -58,9 +58,14 @@ func (s GroupState) String() string {
 // of topics they own, with the topics' partition counts. A group nobody has
 // joined is "Dead" (or "Empty") with no members, not an error.
 func DescribeGroup(ctx context.Context, brokers []string, group string, topics ...string) (GroupState, error) {
-	client, transport := newClient(brokers)
+	return Kafka{Brokers: brokers}.DescribeGroup(ctx, group, topics...)
+}
+
+// DescribeGroup is the package's DescribeGroup on k.
+func (k Kafka) DescribeGroup(ctx context.Context, group string, topics ...string) (GroupState, error) {
+	client, transport := k.newClient()
 	defer transport.CloseIdleConnections()
-	return describeGroup(ctx, client, brokers, group, topics)
+	return describeGroup(ctx, client, k.Brokers, group, topics)
 }
 
 func describeGroup(ctx context.Context, client *kafka.Client, brokers []string, group string, topics []string) (GroupState, error) {
@@ -116,8 +121,14 @@ func describeGroup(ctx context.Context, client *kafka.Client, brokers []string, 
 // and an error that says what it waited for, what it saw (and the last error
 // of a describe, if any), and wraps context.Cause(ctx).
 func WaitAssigned(ctx context.Context, brokers []string, group string, members int, topics ...string) (GroupState, error) {
-	client, transport := newClient(brokers)
+	return Kafka{Brokers: brokers}.WaitAssigned(ctx, group, members, topics...)
+}
+
+// WaitAssigned is the package's WaitAssigned on k.
+func (k Kafka) WaitAssigned(ctx context.Context, group string, members int, topics ...string) (GroupState, error) {
+	client, transport := k.newClient()
 	defer transport.CloseIdleConnections()
+	brokers := k.Brokers
 	var (
 		last    GroupState
 		lastErr error

@@ -4,25 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/internal/kafkaconn"
 )
 
 // Bounds of the admin calls.
 const (
 	adminTimeout = 30 * time.Second // one metadata or offsets lookup, retries included
-	dialTimeout  = 5 * time.Second
 	retryEvery   = 100 * time.Millisecond
 )
 
+// Kafka is a cluster the harness talks to: its bootstrap brokers and how
+// every connection is made (Security; nil: plaintext without SASL, what the
+// package functions of the same names use). It is a value; copy it freely.
+type Kafka struct {
+	Brokers  []string
+	Security *kafkaconn.Security
+}
+
 // newClient returns an admin client of its own, and its transport, whose idle
 // connections the caller closes when done (CloseIdleConnections).
-func newClient(brokers []string) (*kafka.Client, *kafka.Transport) {
-	t := &kafka.Transport{Dial: (&net.Dialer{Timeout: dialTimeout}).DialContext}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t
+func (k Kafka) newClient() (*kafka.Client, *kafka.Transport) {
+	t := k.Security.Transport()
+	return &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 10 * time.Second, Transport: t}, t
 }
 
 // partitions returns the partition ids of topic, sorted. A missing topic is an
@@ -58,11 +65,17 @@ func partitions(ctx context.Context, client *kafka.Client, brokers []string, top
 // moment after a topic is created or a leader moves, for at most 30s within
 // ctx. A missing topic is an error wrapping kafka.UnknownTopicOrPartition.
 func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	return Kafka{Brokers: brokers}.EndOffsets(ctx, topic)
+}
+
+// EndOffsets is the package's EndOffsets on k. A cluster that refuses the
+// connection (kafkaconn.Refused) fails it at once.
+func (k Kafka) EndOffsets(ctx context.Context, topic string) (map[int]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
-	client, transport := newClient(brokers)
+	client, transport := k.newClient()
 	defer transport.CloseIdleConnections()
-	ids, err := partitions(ctx, client, brokers, topic)
+	ids, err := partitions(ctx, client, k.Brokers, topic)
 	if err != nil {
 		return nil, err
 	}

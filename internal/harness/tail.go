@@ -63,10 +63,17 @@ type received struct {
 // run until Close. A missing topic is an error wrapping
 // kafka.UnknownTopicOrPartition. Options (WithCheck) apply in order.
 func OpenTail(ctx context.Context, brokers []string, topic string, from From, opts ...TailOption) (*Tail, error) {
+	return Kafka{Brokers: brokers}.OpenTail(ctx, topic, from, opts...)
+}
+
+// OpenTail is the package's OpenTail on k: its readers connect with
+// k.Security.
+func (k Kafka) OpenTail(ctx context.Context, topic string, from From, opts ...TailOption) (*Tail, error) {
+	brokers := k.Brokers
 	var starts map[int]int64
 	switch from {
 	case FromEnd:
-		ends, err := EndOffsets(ctx, brokers, topic)
+		ends, err := k.EndOffsets(ctx, topic)
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +81,7 @@ func OpenTail(ctx context.Context, brokers []string, topic string, from From, op
 	case FromStart:
 		ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 		defer cancel()
-		client, transport := newClient(brokers)
+		client, transport := k.newClient()
 		defer transport.CloseIdleConnections()
 		ids, err := partitions(ctx, client, brokers, topic)
 		if err != nil {
@@ -96,6 +103,7 @@ func OpenTail(ctx context.Context, brokers []string, topic string, from From, op
 	for partition, offset := range starts {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:   brokers,
+			Dialer:    k.Security.Dialer(),
 			Topic:     topic,
 			Partition: partition,
 			// MinBytes 1 and a short MaxWait: a message is handed over as soon

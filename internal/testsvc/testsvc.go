@@ -69,6 +69,18 @@ func Unique(prefix string) string { return harness.Unique(prefix) }
 // test ends, and returns its DSN.
 func DatabaseDSN(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, true)
+}
+
+// EmptyDatabaseDSN creates a fresh database without tables (no migration
+// applied) for the test, drops it when the test ends, and returns its DSN.
+func EmptyDatabaseDSN(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, false)
+}
+
+func newDatabase(t testing.TB, migrate bool) string {
+	t.Helper()
 	cfg, err := mysql.ParseDSN(MySQLDSN())
 	if err != nil {
 		t.Fatalf("TEST_MYSQL_DSN: %v", err)
@@ -81,13 +93,16 @@ func DatabaseDSN(t testing.TB) string {
 	if err := db.EnsureDatabase(ctx, dsn); err != nil {
 		t.Fatal(err)
 	}
-	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(g)
-	if _, err := db.Migrate(ctx, g); err != nil {
-		t.Fatal(err)
+	if migrate {
+		g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Migrate(ctx, g)
+		db.Close(g)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		if os.Getenv("TEST_KEEP_DB") != "" {
