@@ -54,68 +54,23 @@ EOF
 
 # ---------------------------------------------------------------- helpers ----
 
-log() { printf '[docker] %s\n' "$*" >&2; }
-die() { printf '[docker] ERROR: %s\n' "$*" >&2; exit 1; }
-now() { date +%s; }
+LOG_TAG=docker
+# shellcheck source=scripts/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-# Meant to run as root (CI and dev machines are); otherwise try sudo -n.
-SUDO=()
-if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
-
-# pid_alive PIDFILE PATTERN: true when the pid in PIDFILE runs a command line
-# containing PATTERN (guards against stale pid files whose pid was reused).
-pid_alive() {
-  local pidfile=$1 pattern=$2 pid
-  [ -s "$pidfile" ] || return 1
-  pid=$(head -n1 "$pidfile" 2>/dev/null | tr -dc '0-9')
-  [ -n "$pid" ] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
-}
-
-pid_of() { head -n1 "$1" 2>/dev/null | tr -dc '0-9'; }
-
-fail_with_log() {
-  local why=$1
-  printf '[docker] ERROR: %s\n' "$why" >&2
-  if [ -f "$DOCKER_LOG" ]; then
-    printf '[docker] ---- last 40 lines of %s ----\n' "$DOCKER_LOG" >&2
-    tail -n 40 "$DOCKER_LOG" >&2 || true
-    printf '[docker] ---- end of %s ----\n' "$DOCKER_LOG" >&2
-  fi
-  exit 1
-}
+# engine_failed WHY: dockerd could not be started; its log's tail follows.
+engine_failed() { fail_with_log dockerd "$DOCKER_LOG" "$1"; }
 
 engine_answers() { "$DOCKER" info --format '{{.ServerVersion}}' </dev/null >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ apt ------
-
-pkg_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
 
 # install_engine: docker.io (dockerd, containerd, runc and a client) when there
 # is no dockerd. Debian's policy-rc.d, where present, keeps apt from starting
 # the service with its default flags; we start it ourselves below.
 install_engine() {
   command -v dockerd >/dev/null 2>&1 && return 0
-  pkg_installed docker.io && return 0
-  command -v apt-get >/dev/null 2>&1 || die "no dockerd and no apt-get: install a Docker engine by hand"
-  mkdir -p "$DOCKER_DIR"
-  local aptlog="$DOCKER_DIR/apt.log" t0
-  : >"$aptlog"
-  local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
-    -o DPkg::Lock::Timeout=300
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  t0=$(now)
-  log "apt: installing docker.io (log: $aptlog)"
-  if ! "${apt[@]}" install --no-install-recommends docker.io </dev/null >>"$aptlog" 2>&1; then
-    log "apt: install failed, running apt-get update and retrying"
-    "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 || { tail -n 20 "$aptlog" >&2; die "apt-get update failed"; }
-    "${apt[@]}" install --no-install-recommends docker.io </dev/null >>"$aptlog" 2>&1 \
-      || { tail -n 20 "$aptlog" >&2; die "apt-get install docker.io failed"; }
-  fi
-  log "apt: installed docker.io in $(( $(now) - t0 ))s"
+  apt_install docker.io
 }
 
 # check_client: a client must exist; when several are on PATH, say which one
@@ -153,10 +108,10 @@ wait_engine() {
     fi
     elapsed=$(( $(now) - t0 ))
     if ! pid_alive "$DOCKER_PID" dockerd && [ "$elapsed" -ge 2 ]; then
-      fail_with_log "dockerd exited before answering (a kernel without the needed cgroups or namespaces, or another daemon holding its socket or data root?)"
+      engine_failed "dockerd exited before answering (a kernel without the needed cgroups or namespaces, or another daemon holding its socket or data root?)"
     fi
     if [ "$elapsed" -ge "$STOCKFLOW_DOCKER_WAIT_SECONDS" ]; then
-      fail_with_log "dockerd did not answer within ${STOCKFLOW_DOCKER_WAIT_SECONDS}s (STOCKFLOW_DOCKER_WAIT_SECONDS)"
+      engine_failed "dockerd did not answer within ${STOCKFLOW_DOCKER_WAIT_SECONDS}s (STOCKFLOW_DOCKER_WAIT_SECONDS)"
     fi
     sleep 0.5
   done

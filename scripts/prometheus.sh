@@ -37,53 +37,9 @@ Environment (default):
 EOF
 }
 
-log() { printf '[prometheus] %s\n' "$*" >&2; }
-die() { printf '[prometheus] ERROR: %s\n' "$*" >&2; exit 1; }
-
-# Meant to run as root (CI and dev machines are); otherwise try sudo -n.
-SUDO=()
-if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
-
-pkg_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
-
-apt_lists_present() {
-  compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
-}
-
-fail_with_log() {
-  local logfile=$1 why=$2
-  printf '[prometheus] ERROR: %s\n' "$why" >&2
-  if [ -f "$logfile" ]; then
-    printf '[prometheus] ---- last 40 lines of %s ----\n' "$logfile" >&2
-    tail -n 40 "$logfile" >&2 || true
-  fi
-  exit 1
-}
-
-# apt_install PKG: one apt-get install; apt-get update only when the lists are
-# empty or the install failed (stale lists).
-apt_install() {
-  local pkg=$1 aptlog="$STOCKFLOW_STATE/apt.log"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $pkg by hand (promtool and prometheus on PATH)"
-  mkdir -p "$STOCKFLOW_STATE"
-  : >"$aptlog"
-  local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
-    -o DPkg::Lock::Timeout=300
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  if ! apt_lists_present; then
-    log "apt: package lists are empty, running apt-get update"
-    "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 || fail_with_log "$aptlog" "apt-get update failed"
-  fi
-  log "apt: installing $pkg (log: $aptlog)"
-  if ! "${apt[@]}" install --no-install-recommends "$pkg" </dev/null >>"$aptlog" 2>&1; then
-    log "apt: install failed, running apt-get update and retrying"
-    "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 || fail_with_log "$aptlog" "apt-get update failed"
-    "${apt[@]}" install --no-install-recommends "$pkg" </dev/null >>"$aptlog" 2>&1 \
-      || fail_with_log "$aptlog" "apt-get install $pkg failed"
-  fi
-}
+LOG_TAG=prometheus
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # package_servers: pids of Prometheus servers run by the package's service (its
 # binary under the package's own user), one per line. The servers the tests
