@@ -177,6 +177,9 @@ func UseTLS(dsn string, t *tls.Config) (string, error) {
 	default:
 		return "", fmt.Errorf("db: MYSQL_DSN says tls=%s, but a verified TLS connection is configured (MYSQL_TLS_*): drop the tls parameter from the DSN", cfg.TLSConfig)
 	}
+	if cfg.AllowFallbackToPlaintext {
+		return "", errors.New("db: MYSQL_DSN says allowFallbackToPlaintext=true, but a verified TLS connection is configured (MYSQL_TLS_*): anyone in between could then force plaintext; drop the parameter")
+	}
 	// One name per configuration: t's address, which the registry keeps alive.
 	name := "stockflow-" + strings.TrimPrefix(fmt.Sprintf("%p", t), "0x")
 	if err := mysql.RegisterTLSConfig(name, t); err != nil {

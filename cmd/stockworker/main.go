@@ -124,11 +124,23 @@ func openDB(ctx context.Context, cfg config, log *zap.Logger) (*gorm.DB, error) 
 
 func migrate(ctx context.Context, cfg config, log *zap.Logger) error {
 	cfg.Migrate = true
-	g, err := openDB(ctx, cfg, log)
+	g, err := openDBWhenReachable(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	return db.Close(g)
+}
+
+// openDBWhenReachable is openDB, waiting for a database that does not answer
+// yet (db.Transient) rather than failing.
+func openDBWhenReachable(ctx context.Context, cfg config, log *zap.Logger) (*gorm.DB, error) {
+	var g *gorm.DB
+	err := untilReachable(ctx, log, "MySQL", db.Transient, func(ctx context.Context) error {
+		var err error
+		g, err = openDB(ctx, cfg, log)
+		return err
+	})
+	return g, err
 }
 
 func serve(ctx context.Context, cfg config, log *zap.Logger) error {
@@ -143,20 +155,27 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		log.Warn("embedded Kafka broker started: development only, nothing is persisted", zap.Strings("brokers", brokers))
 	}
 
-	g, err := openDB(ctx, cfg, log)
+	g, err := openDBWhenReachable(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close(g)
 
 	if cfg.CreateTopics {
-		if err := producer.EnsureTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.Partitions, cfg.Replication, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic); err != nil {
+		if err := untilReachable(ctx, log, "Kafka", kafkaAway, func(ctx context.Context) error {
+			return producer.EnsureTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.Partitions, cfg.Replication, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic)
+		}); err != nil {
 			return err
 		}
 	} else {
 		// Waiting cannot create a topic: say so once and stop, rather than
 		// consume nothing, quietly, forever.
-		missing, err := producer.MissingTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic)
+		var missing []string
+		err := untilReachable(ctx, log, "Kafka", kafkaAway, func(ctx context.Context) error {
+			var err error
+			missing, err = producer.MissingTopicsWith(ctx, cfg.KafkaSecurity, brokers, cfg.OrdersTopic, cfg.CancelledTopic, cfg.EventsTopic, cfg.DLQTopic)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -203,19 +203,30 @@ func seedScenario(t *testing.T, strategy string) {
 	}
 }
 
-// A DSN password never reaches the logs, even when the connection fails.
+// A DSN password never reaches the logs, even when the connection fails: not
+// while the worker waits for a database nobody listens on yet, nor when the
+// server refuses the user.
 func TestPasswordNeverLogged(t *testing.T) {
 	t.Parallel()
 	bin := buildWorker(t)
-	for _, dsn := range []string{
-		"stockflow:s3cr3t-pw@tcp(127.0.0.1:1)/stockflow?parseTime=true",                    // nothing listens
-		"nobody:s3cr3t-pw@tcp(" + testsvc.Env("TEST_MYSQL_ADDR", "127.0.0.1:3306") + ")/x", // access denied, if the server is up
+	for _, c := range []struct {
+		dsn   string
+		waits bool // a database that does not answer is waited for; a refusal stops the worker
+	}{
+		{"stockflow:s3cr3t-pw@tcp(127.0.0.1:1)/stockflow?parseTime=true", true},                     // nothing listens
+		{"nobody:s3cr3t-pw@tcp(" + testsvc.Env("TEST_MYSQL_ADDR", "127.0.0.1:3306") + ")/x", false}, // access denied
 	} {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "MYSQL_DSN="+dsn, "KAFKA_BROKERS=127.0.0.1:1", "HTTP_ADDR=")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = append(os.Environ(), "MYSQL_DSN="+c.dsn, "KAFKA_BROKERS=127.0.0.1:1", "HTTP_ADDR=")
 		out, err := cmd.CombinedOutput()
-		if err == nil {
-			t.Fatalf("worker started with an unusable database:\n%s", out)
+		timedOut := ctx.Err() != nil
+		cancel()
+		switch {
+		case c.waits && !strings.Contains(string(out), "MySQL does not answer yet"):
+			t.Fatalf("the worker did not say it waits for the database (%v):\n%s", err, out)
+		case !c.waits && (err == nil || timedOut):
+			t.Fatalf("the worker did not stop when the database refused it (%v):\n%s", err, out)
 		}
 		if strings.Contains(string(out), "s3cr3t-pw") {
 			t.Fatalf("the password is in the output:\n%s", out)

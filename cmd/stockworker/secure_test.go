@@ -659,6 +659,9 @@ func tcpProxy(t *testing.T, listen, target string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("listen on %s: %v", listen, err)
+		}
 		t.Skipf("listen on %s: %v", listen, err)
 	}
 	var wg sync.WaitGroup
