@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
 	"gorm.io/gorm"
 )
@@ -209,7 +208,10 @@ func runWorker(t *testing.T, image, dsn string, topics testsvc.Topics) {
 	testsvc.Stock(t, g, goods, stock)
 
 	brokers := strings.Join(testsvc.KafkaBrokers(), ",")
-	addr := freeAddr(t)
+	addr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	name := testsvc.Unique("stockflow-test-")
 	secure := []string{"--network", "host", "--read-only", "--user", "65532:65532",
 		"--cap-drop", "ALL", "--security-opt", "no-new-privileges"}
@@ -411,25 +413,4 @@ func openDB(t *testing.T, dsn string) *gorm.DB {
 	}
 	t.Cleanup(func() { db.Close(g) })
 	return g
-}
-
-// freeAddr returns 127.0.0.1 and a port nothing listened on a moment ago,
-// below the ephemeral range (as the harness picks its workers' ports: a port
-// the kernel hands out could meanwhile become the local end of an outgoing
-// connection).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		if err := ln.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return addr
-	}
-	t.Fatal("no free port in 20000..32000 after 50 tries")
-	return ""
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
 )
 
@@ -67,21 +64,13 @@ func TestWorkerWaitsForItsServicesAtStart(t *testing.T) {
 	}
 }
 
-// unusedAddr is a loopback address below the ephemeral port range that
-// nothing listens on right now.
+// unusedAddr is a loopback address nothing listens on right now
+// (harness.FreeAddr).
 func unusedAddr(t *testing.T) string {
 	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		if err := ln.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return addr
+	addr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal(errors.New("no free port in 20000–31999"))
-	return ""
+	return addr
 }

@@ -3,11 +3,8 @@ package deploytest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stockflow/stockflow/internal/harness"
 )
 
 // Bounds of the Prometheus process.
@@ -84,7 +83,7 @@ scrape_configs:
 }
 
 func launchPrometheus(bin, config, data, logFile string) (*promServer, error) {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -111,24 +110,6 @@ func launchPrometheus(bin, config, data, logFile string) (*promServer, error) {
 		_ = cmd.Wait()
 	}()
 	return p, nil
-}
-
-// freeAddr returns 127.0.0.1 and a port nothing listened on a moment ago,
-// below the kernel's ephemeral range (where the outgoing connections of the
-// processes beside it take their ports), as the harness picks its workers'.
-func freeAddr() (string, error) {
-	for range 50 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		if err := ln.Close(); err != nil {
-			return "", err
-		}
-		return addr, nil
-	}
-	return "", errors.New("no free port between 20000 and 32000")
 }
 
 func (p *promServer) exited() bool {

@@ -199,7 +199,7 @@ func StartWorkers(ctx context.Context, bin string, n int, opts Options) (*Worker
 }
 
 func (ws *Workers) start(bin, name string, i int, env []string, opts Options) (*Worker, error) {
-	addr, err := freeAddr()
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -232,14 +232,14 @@ func (ws *Workers) start(bin, name string, i int, env []string, opts Options) (*
 	return w, nil
 }
 
-// freeAddr returns 127.0.0.1 and a port nothing listened on a moment ago.
+// FreeAddr returns 127.0.0.1 and a port nothing listened on a moment ago.
 //
 // The port is released before the worker binds it, so it is picked below the
 // kernel's ephemeral range (32768 and up by default): a port the kernel hands
 // out itself could meanwhile become the local end of one of the many
 // outgoing connections (to Kafka, MariaDB) of the processes running beside
 // it — "address already in use", seen here with a dozen workers at once.
-func freeAddr() (string, error) {
+func FreeAddr() (string, error) {
 	for range 50 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
 		ln, err := net.Listen("tcp", addr)
