@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/stockflow/stockflow/db"
 	"github.com/stockflow/stockflow/events"
 	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
@@ -403,14 +402,8 @@ func combined(args ...string) (string, error) {
 	return string(out), err
 }
 
+// openDB is a two-connection pool on dsn, closed when the test ends.
 func openDB(t *testing.T, dsn string) *gorm.DB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	g, err := db.Open(ctx, dsn, db.PoolOptions{MaxOpen: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close(g) })
-	return g
+	return testsvc.Open(t, dsn, 2, nil)
 }
