@@ -14,20 +14,23 @@ import (
 
 // results is everything one stockbench invocation measured: the JSON file.
 type results struct {
-	Machine     machine        `json:"machine"`
-	Started     time.Time      `json:"started"`
-	Seconds     float64        `json:"seconds"`
-	Options     options        `json:"options"`
-	Worker      string         `json:"worker_binary"`
-	DBLimit     *dbLimitResult `json:"db_limit,omitempty"`
-	Runs        []*runResult   `json:"runs"`
-	Failed      int            `json:"failed"`
-	Interrupted bool           `json:"interrupted,omitempty"`
-	Notes       []string       `json:"notes"`
+	Machine     machine           `json:"machine"`
+	Started     time.Time         `json:"started"`
+	Seconds     float64           `json:"seconds"`
+	Options     options           `json:"options"`
+	Worker      string            `json:"worker_binary"`
+	DBLimit     *dbLimitResult    `json:"db_limit,omitempty"`
+	OrderLimit  *orderLimitResult `json:"order_limit,omitempty"`
+	Runs        []*runResult      `json:"runs"`
+	Failed      int               `json:"failed"`
+	Interrupted bool              `json:"interrupted,omitempty"`
+	Notes       []string          `json:"notes"`
 }
 
 // notes explain how to read the numbers; they go into the JSON.
 var notes = []string{
+	"db-limit: the hot row's guarded UPDATE in autocommit, -db-limit-conns goroutines, no Kafka. order-limit: one-unit orders on 1,000 goods, each a transaction of that UPDATE and its ledger row (BEGIN, UPDATE, INSERT, COMMIT) with the plain driver, the workers' DB_MAX_OPEN goroutines, no Kafka: the most the database gives a row-at-a-time strategy.",
+	"worker/db/kafka µs: CPU time per order over the throughput phase of the worker processes, the database server and the Kafka brokers when they run on this machine (/proc); busy cores: the machine's non-idle CPU over that phase. For db-limit and order-limit the worker figure is the benchmark process, their client.",
 	"orders/s: throughput phase, first order produced → last outcome consumed (all N orders answered).",
 	"p50/p99: latency phase at the offered rate, produce (handed to the Kafka writer) → first outcome consumed.",
 	"tx/order: delta of the server-wide Com_commit over the throughput phase / orders; other clients of the server inflate it.",
@@ -83,7 +86,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	}
 
 	// One database for the machine line and the db-limit reference.
-	ref, err := createDB(ctx, b.o.MySQLDSN, harness.Unique("stockbench_ref_"), b.o.DBLimitConns+1)
+	ref, err := createDB(ctx, b.o.MySQLDSN, harness.Unique("stockbench_ref_"), max(b.o.DBLimitConns, orderLimitConns(b.o))+1)
 	if err != nil {
 		return res, fmt.Errorf("database: %w", err)
 	}
@@ -112,7 +115,19 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 			res.Failed++
 		}
 		res.DBLimit = &dl
-		fmt.Fprintf(b.stderr, "stockbench: db-limit: %.0f updates/s (correct %v)\n", dl.UpdatesPerS, dl.Correct)
+		fmt.Fprintf(b.stderr, "stockbench: db-limit: %.0f updates/s (correct %v)%s\n", dl.UpdatesPerS, dl.Correct, cpuSummary(dl.CPU))
+
+		conns := orderLimitConns(b.o)
+		fmt.Fprintf(b.stderr, "stockbench: order-limit: %d connections for %gs\n", conns, b.o.DBLimitSeconds)
+		ol, err := measureOrderLimit(ctx, ref, conns, time.Duration(b.o.DBLimitSeconds*float64(time.Second)))
+		if err != nil {
+			ol.Error = err.Error()
+			res.Failed++
+		} else if !ol.Correct {
+			res.Failed++
+		}
+		res.OrderLimit = &ol
+		fmt.Fprintf(b.stderr, "stockbench: order-limit: %.0f orders/s (correct %v)%s\n", ol.OrdersPerS, ol.Correct, cpuSummary(ol.CPU))
 	}
 
 	for i, spec := range specs {

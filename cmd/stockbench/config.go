@@ -15,8 +15,9 @@ import (
 
 // Reference rows and workloads.
 const (
-	seedStyle = "seed-style" // LOCK_STRATEGY=pessimistic, BATCH_SIZE=1, LANES=1
-	dbLimit   = "db-limit"   // hot-row UPDATE rate, no Kafka
+	seedStyle  = "seed-style"  // LOCK_STRATEGY=pessimistic, BATCH_SIZE=1, LANES=1
+	dbLimit    = "db-limit"    // hot-row UPDATE rate, no Kafka
+	orderLimit = "order-limit" // one-order transaction rate, no Kafka
 
 	workloadHot    = "hot"
 	workloadSpread = "spread"

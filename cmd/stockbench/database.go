@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"github.com/stockflow/stockflow/events"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -158,7 +162,10 @@ type dbLimitResult struct {
 	Correct      bool    `json:"correct"`
 	FinalStock   int64   `json:"final_stock"`
 	InitialStock int64   `json:"initial_stock"`
-	Error        string  `json:"error,omitempty"`
+	// CPU per successful UPDATE; its worker figure is the benchmark's own
+	// process, the client here. nil when /proc could not be read.
+	CPU   *cpuUse `json:"cpu,omitempty"`
+	Error string  `json:"error,omitempty"`
 }
 
 const dbLimitStatement = "UPDATE inventory SET stocks = stocks - 1 WHERE goods = ? AND stocks >= 1"
@@ -174,6 +181,11 @@ func measureDBLimit(ctx context.Context, rdb *runDB, conns int, d time.Duration)
 	}
 	counts := make([]int, conns)
 	errs := make(chan error, conns)
+	meter, cpuErr := newCPUMeter(rdb.dsn, nil)
+	var cpu0 cpuSample
+	if cpuErr == nil {
+		cpu0, cpuErr = meter.sample([]int{os.Getpid()})
+	}
 	stop := time.Now().Add(d)
 	start := time.Now()
 	for i := range conns {
@@ -204,6 +216,11 @@ func measureDBLimit(ctx context.Context, rdb *runDB, conns int, d time.Duration)
 	for _, c := range counts {
 		res.Updates += c
 	}
+	if cpuErr == nil {
+		if cpu1, err := meter.sample([]int{os.Getpid()}); err == nil {
+			res.CPU = meter.use(cpu0, cpu1, res.Updates)
+		}
+	}
 	res.Seconds = elapsed.Seconds()
 	res.UpdatesPerS = rate(res.Updates, elapsed)
 	stocks, err := rdb.stocks(ctx)
@@ -213,4 +230,141 @@ func measureDBLimit(ctx context.Context, rdb *runDB, conns int, d time.Duration)
 	res.FinalStock = stocks[hotGoods]
 	res.Correct = res.FinalStock == initial-int64(res.Updates)
 	return res, nil
+}
+
+// orderLimitResult is the reference rate of one-order transactions without
+// Kafka: what the database server gives the row-at-a-time strategies at best.
+type orderLimitResult struct {
+	Orders     int      `json:"orders"`
+	Seconds    float64  `json:"seconds"`
+	Conns      int      `json:"conns"`
+	Goods      int      `json:"goods"`
+	OrdersPerS float64  `json:"orders_per_s"`
+	Statements []string `json:"statements"`
+	Correct    bool     `json:"correct"`
+	StockTaken int64    `json:"stock_taken"`
+	LedgerRows int64    `json:"ledger_rows"`
+	CPU        *cpuUse  `json:"cpu,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// orderLimitStatements are an accepted one-line order's transaction as the
+// atomic strategy writes it, between BEGIN and COMMIT, sent with the plain
+// driver (no gorm, no worker, no Kafka).
+var orderLimitStatements = []string{
+	"UPDATE inventory SET stocks = stocks - ?, version = version + 1 WHERE goods = ? AND stocks >= ?",
+	"INSERT INTO order_outcomes (order_id, status, reason, items, payload, strategy, created_at) VALUES (?, ?, '', ?, ?, ?, ?)",
+}
+
+const (
+	orderLimitGoods = 1000          // spread: the goroutines rarely meet on a row
+	orderLimitFirst = 1_000_000_000 // goods ids of its own, away from the warm-up and db-limit rows
+)
+
+// measureOrderLimit decides one-unit orders on orderLimitGoods goods from conns
+// goroutines for d, each order one transaction of orderLimitStatements with its
+// ledger row, and returns the rate. Afterwards the stock taken and the ledger
+// rows must both equal the orders counted.
+func measureOrderLimit(ctx context.Context, rdb *runDB, conns int, d time.Duration) (orderLimitResult, error) {
+	const initial = 1_000_000_000
+	res := orderLimitResult{Conns: conns, Goods: orderLimitGoods, Statements: orderLimitStatements}
+	stock := make(map[int64]int64, orderLimitGoods)
+	for i := range int64(orderLimitGoods) {
+		stock[orderLimitFirst+i] = initial
+	}
+	if err := rdb.stock(ctx, stock); err != nil {
+		return res, err
+	}
+	var seq atomic.Int64
+	counts := make([]int, conns)
+	errs := make(chan error, conns)
+	meter, cpuErr := newCPUMeter(rdb.dsn, nil)
+	var cpu0 cpuSample
+	if cpuErr == nil {
+		cpu0, cpuErr = meter.sample([]int{os.Getpid()})
+	}
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for i := range conns {
+		go func() {
+			for time.Now().Before(stop) {
+				n := seq.Add(1)
+				if err := limitOrder(ctx, rdb.sql, n); err != nil {
+					errs <- err
+					return
+				}
+				counts[i]++
+			}
+			errs <- nil
+		}()
+	}
+	var firstErr error
+	for range conns {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return res, firstErr
+	}
+	for _, c := range counts {
+		res.Orders += c
+	}
+	if cpuErr == nil {
+		if cpu1, err := meter.sample([]int{os.Getpid()}); err == nil {
+			res.CPU = meter.use(cpu0, cpu1, res.Orders)
+		}
+	}
+	res.Seconds = elapsed.Seconds()
+	res.OrdersPerS = rate(res.Orders, elapsed)
+	err := rdb.sql.QueryRowContext(ctx,
+		"SELECT (SELECT ? * ? - SUM(stocks) FROM inventory WHERE goods BETWEEN ? AND ?), (SELECT COUNT(*) FROM order_outcomes WHERE strategy = 'order-limit')",
+		int64(orderLimitGoods), int64(initial), orderLimitFirst, orderLimitFirst+orderLimitGoods-1).Scan(&res.StockTaken, &res.LedgerRows)
+	if err != nil {
+		return res, fmt.Errorf("order-limit check: %w", err)
+	}
+	res.Correct = res.StockTaken == int64(res.Orders) && res.LedgerRows == int64(res.Orders)
+	return res, nil
+}
+
+// limitOrder is one order of the order-limit measurement: its stock row and
+// its ledger row in one transaction. An order that finds no stock is an error:
+// the stock is far above what a measurement can take.
+func limitOrder(ctx context.Context, s *sql.DB, n int64) (err error) {
+	id := fmt.Sprintf("order-limit-%d", n)
+	goods := orderLimitFirst + n%orderLimitGoods
+	lines := []events.Line{{GoodsID: goods, Num: 1}}
+	at := time.Now().UTC()
+	payload, err := events.Deducted(id, lines, at).Encode()
+	if err != nil {
+		return err
+	}
+	items, err := json.Marshal(lines)
+	if err != nil {
+		return err
+	}
+	tx, err := s.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("order-limit begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback() //nolint:errcheck // the error that made us roll back is the one to report
+		}
+	}()
+	r, err := tx.ExecContext(ctx, orderLimitStatements[0], 1, goods, 1)
+	if err != nil {
+		return fmt.Errorf("order-limit update: %w", err)
+	}
+	if k, _ := r.RowsAffected(); k != 1 {
+		return fmt.Errorf("order-limit: goods %d has no stock left", goods)
+	}
+	if _, err = tx.ExecContext(ctx, orderLimitStatements[1], id, "deducted", string(items), payload, "order-limit", at); err != nil {
+		return fmt.Errorf("order-limit ledger row: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("order-limit commit: %w", err)
+	}
+	return nil
 }

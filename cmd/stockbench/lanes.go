@@ -28,13 +28,21 @@ func defaultLanesOf(o options, strategy string) int {
 	if strategy == seedStyle || strategy == "batch" {
 		return 1
 	}
+	return max(1, workersDBMaxOpen(o)/max(1, consumersOf(o.WorkerEnv)))
+}
+
+// workersDBMaxOpen is the DB_MAX_OPEN a worker process runs with.
+func workersDBMaxOpen(o options) int {
 	maxOpen := workerDBMaxOpen
 	if o.DBMaxOpen > 0 {
 		maxOpen = o.DBMaxOpen
 	}
-	maxOpen = lastInt(o.WorkerEnv, "DB_MAX_OPEN", maxOpen)
-	return max(1, maxOpen/max(1, consumersOf(o.WorkerEnv)))
+	return lastInt(o.WorkerEnv, "DB_MAX_OPEN", maxOpen)
 }
+
+// orderLimitConns is the connections of the order-limit measurement: one
+// worker process's pool.
+func orderLimitConns(o options) int { return max(1, workersDBMaxOpen(o)) }
 
 // lanesFor returns the LANES strategy runs with for -lanes, ascending, each
 // number once: a requested count and the default that come to the same

@@ -58,13 +58,23 @@ func printTable(w io.Writer, res *results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, tableHeader)
 	if d := res.DBLimit; d != nil {
-		fmt.Fprintf(tw, "%s\t%s\t%d conns\t-\t%d\t%.0f\t-\t1.00×\t-\t-\t-\t-\t-\t-\t%s\t\n",
-			dbLimit, workloadHot, d.Conns, d.Updates, d.UpdatesPerS, verdict(d.Correct && d.Error == "", ""))
+		cw, cd, ck, cb := cpuCols(d.CPU)
+		fmt.Fprintf(tw, "%s\t%s\t%d conns\t-\t%d\t%.0f\t-\t1.00×\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t%s\t%s\t\n",
+			dbLimit, workloadHot, d.Conns, d.Updates, d.UpdatesPerS, cw, cd, ck, cb, verdict(d.Correct && d.Error == "", ""))
+	}
+	if d := res.OrderLimit; d != nil {
+		cw, cd, ck, cb := cpuCols(d.CPU)
+		vs := "-"
+		if res.DBLimit != nil && res.DBLimit.Correct {
+			vs = fmtRatio(ratio(d.OrdersPerS, res.DBLimit.UpdatesPerS))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d conns\t-\t%d\t%.0f\t-\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t%s\t%s\t\n",
+			orderLimit, workloadSpread, d.Conns, d.Orders, d.OrdersPerS, vs, cw, cd, ck, cb, verdict(d.Correct && d.Error == "", ""))
 	}
 	saturated := false
 	for _, r := range res.Runs {
 		if r.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped\t\n", r.Strategy, r.Workload, r.Workers, fmtLanesCol(r))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped\t\n", r.Strategy, r.Workload, r.Workers, fmtLanesCol(r))
 			continue
 		}
 		p50, p99 := "-", "-"
@@ -87,14 +97,18 @@ func printTable(w io.Writer, res *results) {
 		if r.PeakRSSMB > 0 {
 			rss = strconv.FormatFloat(r.PeakRSSMB, 'f', 0, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		cw, cd, ck, cb := cpuCols(r.CPU)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Strategy, r.Workload, r.Workers, fmtLanesCol(r), r.Orders, rps, fmtRatio(r.VsSeedStyle), fmtRatio(r.VsDBLimit),
-			p50, p99, tx, rb, batch, rss, verdict(r.Correct, r.Error))
+			p50, p99, tx, rb, batch, rss, cw, cd, ck, cb, verdict(r.Correct, r.Error))
 	}
 	tw.Flush()
 	if res.Options.LatencySeconds > 0 {
 		fmt.Fprintf(w, "p50/p99 at %.0f orders/s offered for %gs; tx/order and rb/order are Com_commit/Com_rollback deltas of the whole server; batch is the mean run (orders per transaction) of the batch strategy.\n",
 			res.Options.Rate, res.Options.LatencySeconds)
+	}
+	if res.DBLimit != nil && res.DBLimit.CPU != nil || res.OrderLimit != nil && res.OrderLimit.CPU != nil || slices.ContainsFunc(res.Runs, func(r *runResult) bool { return r.CPU != nil }) {
+		fmt.Fprintln(w, "worker/db/kafka µs: CPU time (user+system) per order over the throughput phase of the worker processes, the database server and the Kafka brokers, when they run on this machine (db-limit: per UPDATE; db-limit and order-limit: their worker column is the benchmark itself, the client); busy cores: the whole machine's non-idle CPU over that phase, of all its cores.")
 	}
 	if slices.ContainsFunc(res.Runs, func(r *runResult) bool { return r.Lanes > 0 }) {
 		fmt.Fprintf(w, "lanes: LANES of the workers, decisions one consumer takes at once; 1 decides one order at a time (the behaviour before lanes); the default is DB_MAX_OPEN / CONSUMERS (%d here), 1 for batch; seed-style always 1.\n",
@@ -115,7 +129,7 @@ func printTable(w io.Writer, res *results) {
 }
 
 // tableHeader is the first line of the table, tab-separated.
-const tableHeader = "strategy\tworkload\tworkers\tlanes\torders\torders/s\t×seed\t×db-limit\tp50\tp99\ttx/order\trb/order\tbatch\tpeak RSS MB\tcorrect\t"
+const tableHeader = "strategy\tworkload\tworkers\tlanes\torders\torders/s\t×seed\t×db-limit\tp50\tp99\ttx/order\trb/order\tbatch\tpeak RSS MB\tworker µs\tdb µs\tkafka µs\tbusy cores\tcorrect\t"
 
 // fmtLanesCol is the lanes column: the LANES of the run, "-" when unknown (a
 // results file from before lanes).

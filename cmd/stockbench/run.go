@@ -40,7 +40,9 @@ type runResult struct {
 	TxPerOrder   float64  `json:"tx_per_order"`
 	RbPerOrder   float64  `json:"rollbacks_per_order"`
 	PeakRSSMB    float64  `json:"peak_rss_mb"`
-	RSSPerWorker []int64  `json:"peak_rss_bytes_per_worker,omitempty"`
+	// CPU of the throughput phase per order; nil when /proc could not be read.
+	CPU          *cpuUse `json:"cpu,omitempty"`
+	RSSPerWorker []int64 `json:"peak_rss_bytes_per_worker,omitempty"`
 	// Worker metrics over the throughput phase, when /metrics could be read.
 	MeanBatch    float64 `json:"mean_batch,omitempty"`
 	MeanDeductMS float64 `json:"mean_deduct_ms,omitempty"`
@@ -277,6 +279,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fail("%v", err)
 	}
+	meter, cpuErr := newCPUMeter(o.MySQLDSN, o.Brokers)
+	var cpu0 cpuSample
+	if cpuErr == nil {
+		cpu0, cpuErr = meter.sample(ws.pids())
+	}
 	g, gctx := errgroup.WithContext(wctx)
 	t0 := time.Now()
 	var produced time.Duration
@@ -290,6 +297,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 	tLast, werr := r.wait(gctx, col, "throughput", "t", spec.N, o.Timeout)
 	if err := errors.Join(g.Wait(), werr); err != nil {
 		return fail("%v\n%s", err, ws.logs())
+	}
+	if cpuErr == nil {
+		var cpu1 cpuSample
+		if cpu1, cpuErr = meter.sample(ws.pids()); cpuErr == nil {
+			res.CPU = meter.use(cpu0, cpu1, spec.N)
+		}
+	}
+	if cpuErr != nil {
+		res.Notes = append(res.Notes, "no CPU figures: "+cpuErr.Error())
 	}
 	c1, err := rdb.txCounters(wctx)
 	if err != nil {
@@ -315,8 +331,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 	} else {
 		res.Notes = append(res.Notes, "worker /metrics not readable: no batch and retry figures")
 	}
-	r.log("throughput: %d orders in %.2fs = %.0f orders/s (produced in %.2fs), %.2f commits/order",
-		spec.N, res.Seconds, res.OrdersPerS, res.ProduceS, res.TxPerOrder)
+	r.log("throughput: %d orders in %.2fs = %.0f orders/s (produced in %.2fs), %.2f commits/order%s",
+		spec.N, res.Seconds, res.OrdersPerS, res.ProduceS, res.TxPerOrder, cpuSummary(res.CPU))
 
 	// Latency: a fixed offered rate, produce → outcome per order. A run whose
 	// throughput is below the offered rate cannot keep up with it: its phase

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -66,6 +67,12 @@ func TestSmoke(t *testing.T) {
 	if res.DBLimit == nil || !res.DBLimit.Correct || res.DBLimit.UpdatesPerS <= 0 {
 		t.Errorf("db-limit %+v", res.DBLimit)
 	}
+	if ol := res.OrderLimit; ol == nil || !ol.Correct || ol.OrdersPerS <= 0 || ol.LedgerRows != int64(ol.Orders) || ol.Conns != 16 {
+		t.Errorf("order-limit %+v", ol)
+	} else if rows["order-limit/spread/16/conns"] == nil {
+		t.Errorf("no order-limit row in the table:\n%s", stdout)
+	}
+	checkCPU(t, res, rows)
 	if res.Machine.NProc <= 0 || res.Machine.MariaDB == "unknown" {
 		t.Errorf("machine %+v", res.Machine)
 	}
@@ -171,4 +178,29 @@ func buildWorker(t *testing.T, dir string) string {
 		t.Fatalf("go build ./cmd/stockworker: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// checkCPU requires the CPU figures of every run, and of the database and
+// Kafka when they run on this machine (as in CI), in the JSON and the table.
+func checkCPU(t *testing.T, res results, rows map[string][]string) {
+	t.Helper()
+	local := dsnIsLocal(testsvc.MySQLDSN()) && addrIsLocal(testsvc.KafkaBrokers()[0])
+	busy := regexp.MustCompile(`^[0-9]+\.[0-9]{2}/[0-9]+$`)
+	for _, r := range res.Runs {
+		u := r.CPU
+		if u == nil || u.WorkerUS <= 0 || u.BusyCores <= 0 {
+			t.Errorf("run %s: CPU %+v, notes %v", r.Name, u, r.Notes)
+			continue
+		}
+		if local && (u.DBUS == nil || *u.DBUS <= 0 || u.KafkaUS == nil || *u.KafkaUS <= 0) {
+			t.Errorf("run %s: services on this machine but db %v, kafka %v µs per order", r.Name, u.DBUS, u.KafkaUS)
+		}
+		row := rows[fmt.Sprintf("%s/%s/%d/%d", r.Strategy, r.Workload, r.Workers, r.Lanes)]
+		if n := len(row); n < 5 || !busy.MatchString(row[n-2]) || row[n-5] == "-" || (local && (row[n-4] == "-" || row[n-3] == "-")) {
+			t.Errorf("run %s: table row %v lacks the CPU columns", r.Name, row)
+		}
+	}
+	if ol := res.OrderLimit; ol != nil && local && (ol.CPU == nil || ol.CPU.DBUS == nil || *ol.CPU.DBUS <= 0) {
+		t.Errorf("order-limit CPU %+v", ol.CPU)
+	}
 }

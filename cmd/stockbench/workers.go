@@ -59,6 +59,15 @@ func (ws *workers) stop() error {
 	return errors.Join(errs...)
 }
 
+// pids returns the process ids of the workers.
+func (ws *workers) pids() []int {
+	var out []int
+	for _, w := range ws.List() {
+		out = append(out, w.Pid())
+	}
+	return out
+}
+
 // peakRSS returns each running worker's peak resident set (VmHWM), in bytes.
 func (ws *workers) peakRSS() ([]int64, error) {
 	var out []int64
