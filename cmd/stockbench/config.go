@@ -169,6 +169,9 @@ Flags:
 `
 
 // parseOptions parses the command line; getenv supplies the service defaults.
+// defaultDSN is the MariaDB server of scripts/services.sh.
+const defaultDSN = "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true"
+
 func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -196,7 +199,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	fs.StringVar(&o.Worker, "worker", "bin/stockworker", "stockworker binary")
 	fs.BoolVar(&o.Keep, "keep", false, "keep each run's database and topics")
 	fs.StringVar(&brokers, "kafka-brokers", env("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers [KAFKA_BROKERS]")
-	fs.StringVar(&o.MySQLDSN, "mysql-dsn", env("MYSQL_DSN", "root@tcp(127.0.0.1:3306)/stockflow?parseTime=true"), "MariaDB server; each run uses its own database on it [MYSQL_DSN]")
+	// Not env(...) as the flag's default: -help prints defaults, and a DSN
+	// from the environment may hold a password.
+	fs.StringVar(&o.MySQLDSN, "mysql-dsn", "", "MariaDB server; each run uses its own database on it (default $MYSQL_DSN, else "+defaultDSN+")")
 	fs.StringVar(&o.RedisAddr, "redis-addr", env("REDIS_ADDR", "127.0.0.1:6379"), "Redis, for the redis strategy [REDIS_ADDR]")
 	fs.IntVar(&o.Partitions, "partitions", 6, "partitions of each run's topics")
 	fs.IntVar(&o.BatchSize, "batch-size", 0, "BATCH_SIZE of the workers (0: the worker's default; seed-style always 1)")
@@ -219,6 +224,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (see stockbench -help)", fs.Arg(0))
+	}
+	if o.MySQLDSN == "" {
+		o.MySQLDSN = env("MYSQL_DSN", defaultDSN)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

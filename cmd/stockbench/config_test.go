@@ -167,3 +167,35 @@ func lanesIn(env []string) string {
 	}
 	return strings.Join(l, " ")
 }
+
+// The DSN comes from MYSQL_DSN unless -mysql-dsn is given, and -help never
+// prints it: it may hold a password.
+func TestMySQLDSNFromEnvNotInHelp(t *testing.T) {
+	const secret = "s3cret-in-the-env"
+	env := func(k string) string {
+		if k == "MYSQL_DSN" {
+			return "bench:" + secret + "@tcp(127.0.0.1:3306)/x"
+		}
+		return ""
+	}
+	var help strings.Builder
+	if _, err := parseOptions([]string{"-help"}, env, &help); err == nil {
+		t.Fatalf("-help: no error")
+	}
+	if strings.Contains(help.String(), secret) || !strings.Contains(help.String(), "-mysql-dsn") {
+		t.Errorf("-help shows the password of MYSQL_DSN, or no -mysql-dsn:\n%s", help.String())
+	}
+	o, err := parseOptions(nil, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MySQLDSN != env("MYSQL_DSN") {
+		t.Errorf("DSN %q, want MYSQL_DSN's", o.MySQLDSN)
+	}
+	if o, err = parseOptions([]string{"-mysql-dsn", "a@tcp(h:1)/y"}, env, io.Discard); err != nil || o.MySQLDSN != "a@tcp(h:1)/y" {
+		t.Errorf("-mysql-dsn: %q, %v", o.MySQLDSN, err)
+	}
+	if o, err = parseOptions(nil, noEnv, io.Discard); err != nil || o.MySQLDSN != defaultDSN {
+		t.Errorf("no MYSQL_DSN: %q, %v; want %s", o.MySQLDSN, err, defaultDSN)
+	}
+}

@@ -139,9 +139,11 @@ func TestWrongTLSOrProtocolIsRefused(t *testing.T) {
 	}
 }
 
-// A client certificate signed by the services' CA is presented and accepted.
-// (The listener requests client certificates but does not require them, and
-// then Kafka ignores one it does not trust rather than refuse it.)
+// The broker accepts a connection that presents a client certificate signed by
+// the services' CA, with SASL on top. The listener requests client
+// certificates but does not require them (and ignores one it does not trust
+// rather than refuse it), so this passes without the certificate too:
+// TestClientCertificatePresented is the test that fails when it is not sent.
 func TestClientCertificate(t *testing.T) {
 	t.Parallel()
 	b := testsvc.KafkaSASL(t)
