@@ -40,7 +40,7 @@ demo: build ## per lock strategy: two real workers, 20 concurrent orders for 10 
 	scripts/services.sh up
 	$(BIN)/orderctl demo -worker $(BIN)/stockworker
 
-bench: build ## end-to-end benchmark on the real services (~8 min): table, bench/results.json, bench/throughput.svg
+bench: build ## end-to-end benchmark on the real services (~9 min): table, bench/results.json, bench/throughput.svg
 	scripts/services.sh up
 	$(GO) run ./cmd/stockbench -worker $(BIN)/stockworker $(BENCH_FLAGS)
 
