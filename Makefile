@@ -67,7 +67,7 @@ test-chaos: ## only the chaos tests (they restart MariaDB and Redis)
 	scripts/services.sh up
 	$(GO) test -race -count=1 -timeout 10m -tags chaos -run '^TestChaos' -p 1 -v ./cmd/stockworker
 
-test-cluster: ## a 3-node Kafka cluster under load: a leader killed, the coordinator killed, a rolling restart, NOT_ENOUGH_REPLICAS (~6 min)
+test-cluster: ## a 3-node Kafka cluster under load: a leader killed, the coordinator killed, a rolling restart, NOT_ENOUGH_REPLICAS, an offline events partition (~7 min)
 	scripts/services.sh up mariadb redis kafka-cluster
 	@# The cluster is stopped afterwards, failed or not: three more JVMs.
 	@# -v for progress and the recovery times each test logs; the whole output on a failure.

@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,5 +63,72 @@ func TestPublishedKeysLandWhereThePartitionerSays(t *testing.T) {
 	}
 	if len(got) != len(java) || moved == 0 {
 		t.Fatalf("fnv1a: read %d of %d messages, %d placed unlike murmur2", len(got), len(java), moved)
+	}
+}
+
+// Publisher.Partition tells, once it has read the topic's partition count in
+// the background, the partition Publish writes a message to; it answers
+// false for a keyless message and before the count is known, without
+// waiting for the cluster.
+func TestPartitionIsWhereTheWriterPuts(t *testing.T) {
+	t.Parallel()
+	tp := testsvc.NewTopics(t, 6)
+	for _, p := range []producer.Partitioner{producer.Murmur2, producer.FNV1a} {
+		pub := producer.New(testsvc.KafkaBrokers(), producer.Options{Partitioner: p})
+		topic := tp.Events
+		if p == producer.FNV1a {
+			topic = tp.Cancelled
+		}
+		if _, ok := pub.Partition(kafka.Message{Topic: topic}); ok {
+			t.Errorf("%s: a keyless message has a partition", p)
+		}
+		msgs := make([]kafka.Message, 200)
+		for i := range msgs {
+			id := fmt.Sprintf("order-%d", i)
+			ev := events.Deducted(id, []events.Line{{GoodsID: 16, Num: 1}}, time.Now())
+			b, err := ev.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs[i] = producer.Outcome(topic, id, ev.Type, b)
+		}
+		start := time.Now()
+		_, ok := pub.Partition(msgs[0])
+		if waited := time.Since(start); ok || waited > 100*time.Millisecond {
+			t.Errorf("%s: first answer %v after %v; want false at once", p, ok, waited)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, ok := pub.Partition(msgs[0]); !ok; _, ok = pub.Partition(msgs[0]) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: partition count of %s still unknown after 10s", p, topic)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		want := map[string]int{}
+		for _, m := range msgs {
+			n, ok := pub.Partition(m)
+			if !ok {
+				t.Fatalf("%s: no partition for %s", p, m.Key)
+			}
+			want[string(m.Key)] = n
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := pub.Publish(ctx, msgs...)
+		cancel()
+		pub.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := testsvc.Collect(t, topic, len(msgs), 30*time.Second)
+		spread := map[int]bool{}
+		for _, m := range got {
+			spread[m.Partition] = true
+			if m.Partition != want[string(m.Key)] {
+				t.Errorf("%s: %s written to partition %d, Partition said %d", p, m.Key, m.Partition, want[string(m.Key)])
+			}
+		}
+		if len(got) != len(msgs) || len(spread) != 6 {
+			t.Errorf("%s: read %d of %d messages over %d partitions", p, len(got), len(msgs), len(spread))
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -53,6 +54,13 @@ type Options struct {
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration
+	// Attempts is how many times the writer tries a partition's batch
+	// before Publish returns its error (kafka.WriteErrors says which
+	// messages failed), with 100ms–1s between attempts. Default kafka-go's
+	// 10, which can hold a Publish call for several seconds while a
+	// partition has no leader; a caller that retries itself can ask for
+	// fewer.
+	Attempts int
 	// Partitioner maps each message key to a partition. Default Murmur2, the
 	// Java client's rule, so Java and Kafka Streams consumers find a key's
 	// events on the partition they compute. Names from configuration go
@@ -71,7 +79,29 @@ type Publisher struct {
 	w         *kafka.Writer
 	transport *kafka.Transport
 	sec       *kafkaconn.Security
+	placer    kafka.Balancer // the writer's rule, an instance of its own (Partition)
+
+	mu         sync.Mutex
+	partitions map[string]topicPartitions // topic → its partition count, for Partition
+	reads      sync.WaitGroup             // background reads of partition counts
+	closing    context.Context            // ends the reads when Close is called
+	close      context.CancelFunc
 }
+
+// topicPartitions is a topic's partition count as last read, when to read it
+// again, and whether a read is under way.
+type topicPartitions struct {
+	n       int
+	next    time.Time
+	reading bool
+}
+
+// A topic's partition count is read again (in the background) after
+// partitionsTTL, or after partitionsRetry when the read failed.
+const (
+	partitionsTTL   = time.Minute
+	partitionsRetry = 5 * time.Second
+)
 
 // New returns a Publisher for brokers.
 func New(brokers []string, opts Options) *Publisher {
@@ -86,20 +116,23 @@ func New(brokers []string, opts Options) *Publisher {
 	// TTL instead of the default 6s lets writes follow a new leader sooner.
 	transport := opts.Security.Transport()
 	transport.MetadataTTL = 2 * time.Second
-	return &Publisher{transport: transport, sec: opts.Security, w: &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Balancer:     opts.Partitioner.balancer(),
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: opts.BatchTimeout,
-		// Larger than any dead letter (MaxDeadLetterBytes): the writer
-		// refuses a whole call with a message beyond it.
-		BatchBytes:   1 << 20,
-		WriteTimeout: opts.WriteTimeout,
-		ReadTimeout:  opts.WriteTimeout,
-		// Topics are created by EnsureTopics; a typo must fail, not create one.
-		AllowAutoTopicCreation: false,
-		Transport:              transport,
-	}}
+	closing, closeReads := context.WithCancel(context.Background())
+	return &Publisher{transport: transport, sec: opts.Security, placer: opts.Partitioner.balancer(), partitions: map[string]topicPartitions{},
+		closing: closing, close: closeReads, w: &kafka.Writer{
+			Addr:         kafka.TCP(brokers...),
+			Balancer:     opts.Partitioner.balancer(),
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: opts.BatchTimeout,
+			// Larger than any dead letter (MaxDeadLetterBytes): the writer
+			// refuses a whole call with a message beyond it.
+			BatchBytes:   1 << 20,
+			WriteTimeout: opts.WriteTimeout,
+			ReadTimeout:  opts.WriteTimeout,
+			MaxAttempts:  opts.Attempts, // 0: kafka-go's default
+			// Topics are created by EnsureTopics; a typo must fail, not create one.
+			AllowAutoTopicCreation: false,
+			Transport:              transport,
+		}}
 }
 
 // Publish writes msgs and returns once the broker acknowledged all of them
@@ -114,9 +147,64 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
+// Partition returns the partition of msg's topic that Publish writes msg to,
+// by the same rule as the writer, and true; false when that is not known: a
+// message without a key (placed at random), or a topic whose partition count
+// has not been read yet. It never waits for the cluster: the count is read
+// in the background on first use and again after a minute (5 s after a
+// failed read).
+func (p *Publisher) Partition(msg kafka.Message) (int, bool) {
+	if msg.Key == nil {
+		return 0, false
+	}
+	p.mu.Lock()
+	tp := p.partitions[msg.Topic]
+	if !tp.reading && !time.Now().Before(tp.next) {
+		tp.reading = true
+		p.partitions[msg.Topic] = tp
+		p.reads.Add(1)
+		go p.readPartitions(msg.Topic)
+	}
+	p.mu.Unlock()
+	if tp.n <= 0 {
+		return 0, false
+	}
+	ids := make([]int, tp.n)
+	for i := range ids {
+		ids[i] = i
+	}
+	return p.placer.Balance(msg, ids...), true
+}
+
+// readPartitions reads topic's partition count from the cluster; a failed
+// read keeps the count known before and is tried again on the next use.
+func (p *Publisher) readPartitions(topic string) {
+	defer p.reads.Done()
+	ctx, cancel := context.WithTimeout(p.closing, 10*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: p.w.Addr, Transport: p.transport}
+	n := 0
+	res, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err == nil && len(res.Topics) == 1 && res.Topics[0].Error == nil {
+		n = len(res.Topics[0].Partitions)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tp := p.partitions[topic]
+	tp.reading = false
+	if n > 0 {
+		tp.n, tp.next = n, time.Now().Add(partitionsTTL)
+	} else {
+		tp.next = time.Now().Add(partitionsRetry)
+	}
+	p.partitions[topic] = tp
+}
+
 // Close flushes and closes the writer and its connections. It is safe to call
 // more than once.
 func (p *Publisher) Close() error {
+	p.close()
+	p.reads.Wait()
 	err := p.w.Close()
 	p.transport.CloseIdleConnections()
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,11 +153,22 @@ type fakePublisher struct {
 	fail func(msgs []kafka.Message) error
 }
 
+// Publish records msgs unless fail refuses them. A kafka.WriteErrors from fail
+// is a partial write, as kafka-go's writer reports one: the messages without
+// an error are recorded.
 func (p *fakePublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
 		if err := p.fail(msgs); err != nil {
+			var werrs kafka.WriteErrors
+			if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+				for i, e := range werrs {
+					if e == nil {
+						p.msgs = append(p.msgs, msgs[i])
+					}
+				}
+			}
 			return err
 		}
 	}
@@ -177,6 +189,7 @@ type loop struct {
 	d       *fakeDeductor
 	l       *fakeLedger
 	p       *fakePublisher
+	pub     worker.Publisher // when set, what the worker publishes with (wrapping p)
 	w       *worker.Worker
 	reg     *prometheus.Registry
 	cfg     worker.Config
@@ -200,7 +213,11 @@ func (lp *loop) start() {
 	if lp.cfg.OpenReader == nil {
 		lp.cfg.OpenReader = func(kafka.ReaderConfig) worker.Reader { return lp.r }
 	}
-	w, err := worker.New(lp.cfg, lp.d, lp.l, lp.p, zaptest.NewLogger(lp.t))
+	var pub worker.Publisher = lp.p
+	if lp.pub != nil {
+		pub = lp.pub
+	}
+	w, err := worker.New(lp.cfg, lp.d, lp.l, pub, zaptest.NewLogger(lp.t))
 	if err != nil {
 		lp.t.Fatal(err)
 	}
@@ -282,6 +299,150 @@ func TestPublishFailureCommitsNothing(t *testing.T) {
 	}
 	if got := metricValue(t, lp.reg, "stockflow_batch_retries_total", map[string]string{"transient": "true"}); got < 5 {
 		t.Errorf("transient retries counted %v", got)
+	}
+}
+
+// A partition of the events topic without a leader holds up only the answers
+// bound for it: kafka-go reports which messages failed, the others' tasks are
+// completed, and answers decided while the failed ones wait go out as they
+// come. The held answer's offset (and so everything after it on its source
+// partition) is committed only once it is published.
+func TestAnswersFlowWhileOnePartitionHasNoLeader(t *testing.T) {
+	r := newFakeReader(orderJSON("a"), orderJSON("b"), orderJSON("c"))
+	lp := newLoop(t, r)
+	var mu sync.Mutex
+	down, failures := true, 0
+	lp.p.fail = func(msgs []kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !down {
+			return nil
+		}
+		werrs := make(kafka.WriteErrors, len(msgs))
+		failed := false
+		for i, m := range msgs {
+			if string(m.Key) == "a" {
+				werrs[i], failed = kafka.NotLeaderForPartition, true
+			}
+		}
+		if !failed {
+			return nil
+		}
+		failures++
+		return werrs
+	}
+	published := func(id string) bool {
+		return slices.ContainsFunc(byTopic(lp.p.published(), "events"), func(m kafka.Message) bool { return string(m.Key) == id })
+	}
+	lp.start()
+	eventually(t, "b and c answered while a's partition has no leader", func() bool { return published("b") && published("c") })
+	eventually(t, "a's answer retried", func() bool { mu.Lock(); defer mu.Unlock(); return failures >= 3 })
+	r.add(orderJSON("d"))
+	eventually(t, "d answered while a's partition has no leader", func() bool { return published("d") })
+	if published("a") {
+		t.Fatal("a published while its partition had no leader")
+	}
+	if c := r.committedOffset(); c != -1 {
+		t.Fatalf("committed up to %d while the answer at offset 0 was not published", c)
+	}
+	if lp.w.Ready() == nil {
+		t.Error("ready while an answer cannot be published")
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	eventually(t, "all committed once a's partition has a leader", func() bool { return r.committedOffset() == 4 })
+	if !published("a") {
+		t.Fatal("a committed but never published")
+	}
+	eventually(t, "ready again", func() bool { return lp.w.Ready() == nil })
+	if dlq := byTopic(lp.p.published(), "dlq"); len(dlq) != 0 {
+		t.Fatalf("a leader election moved %d messages to the DLQ", len(dlq))
+	}
+	// What was written is not written again: only a's answer was retried.
+	for _, id := range []string{"a", "b", "c", "d"} {
+		n := 0
+		for _, m := range byTopic(lp.p.published(), "events") {
+			if string(m.Key) == id {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s's answer published %d times, want once", id, n)
+		}
+	}
+}
+
+// partitionedPublisher is a fakePublisher that tells partitions, as
+// producer.Publisher does: keys in zero go to partition 0, the rest to 1.
+type partitionedPublisher struct {
+	*fakePublisher
+	zero map[string]bool
+}
+
+func (p partitionedPublisher) Partition(m kafka.Message) (int, bool) {
+	if p.zero[string(m.Key)] {
+		return 0, true
+	}
+	return 1, true
+}
+
+// With a publisher that tells partitions, an answer decided while answers of
+// its partition are held joins them without a write of its own (a write that
+// carried it would wait for that partition), and goes out with them.
+func TestAnswersForAHeldPartitionWaitWithoutAWrite(t *testing.T) {
+	r := newFakeReader(orderJSON("a"), orderJSON("b"))
+	lp := newLoop(t, r)
+	pp := partitionedPublisher{fakePublisher: lp.p, zero: map[string]bool{"a": true, "e": true}}
+	var mu sync.Mutex
+	down := true
+	var writes [][]string // the answer keys of every write while a's partition is down
+	lp.p.fail = func(msgs []kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !down {
+			return nil
+		}
+		var keys []string
+		werrs := make(kafka.WriteErrors, len(msgs))
+		failed := false
+		for i, m := range msgs {
+			keys = append(keys, string(m.Key))
+			if p, _ := pp.Partition(m); p == 0 {
+				werrs[i], failed = kafka.NotLeaderForPartition, true
+			}
+		}
+		writes = append(writes, keys)
+		if !failed {
+			return nil
+		}
+		return werrs
+	}
+	lp.pub = pp
+	lp.start()
+	answered := func(id string) bool {
+		return slices.ContainsFunc(byTopic(lp.p.published(), "events"), func(m kafka.Message) bool { return string(m.Key) == id })
+	}
+	eventually(t, "b answered while a's partition has no leader", func() bool { return answered("b") })
+	// e is bound for a's partition, d for the other.
+	r.add(orderJSON("e"), orderJSON("d"))
+	eventually(t, "d answered", func() bool { return answered("d") })
+	eventually(t, "e tried with a", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(writes, func(keys []string) bool { return slices.Contains(keys, "e") })
+	})
+	mu.Lock()
+	for _, keys := range writes {
+		if slices.Contains(keys, "e") && !slices.Contains(keys, "a") {
+			t.Errorf("a write carried e without the held a: %v", keys)
+		}
+	}
+	down = false
+	mu.Unlock()
+	eventually(t, "all committed", func() bool { return r.committedOffset() == 4 })
+	if !answered("a") || !answered("e") {
+		t.Fatal("a or e committed without its answer")
 	}
 }
 

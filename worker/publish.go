@@ -2,8 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/events"
@@ -28,9 +31,10 @@ func (q *pubQueue) put(ts ...*task) {
 	signal(q.wake)
 }
 
-// take returns every queued task (at most most), blocking until there is one
-// or ctx ends (nil then).
-func (q *pubQueue) take(ctx context.Context, most int) []*task {
+// takeUntil returns every queued task (at most most), blocking until there is
+// one, or until due fires (with nothing; a nil due never does); ok is false
+// when ctx ended.
+func (q *pubQueue) takeUntil(ctx context.Context, most int, due <-chan time.Time) (ts []*task, ok bool) {
 	for {
 		q.mu.Lock()
 		if n := min(len(q.tasks), most); n > 0 {
@@ -41,99 +45,262 @@ func (q *pubQueue) take(ctx context.Context, most int) []*task {
 			if more {
 				signal(q.wake)
 			}
-			return out
+			return out, true
 		}
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
+		case <-due:
+			return nil, true
 		case <-q.wake:
 		}
 	}
 }
+
+// maxPublish bounds the tasks one write carries.
+const maxPublish = 4096
+
+// publishRetryCap bounds the pause before answers that failed to publish are
+// tried again: a retry costs one produce request, and answers should follow a
+// partition's new leader within a second or two of its election.
+const publishRetryCap = 2 * time.Second
 
 // publisher publishes decided tasks' answers with acks=all, as they come, many
 // tasks per write. Then it re-publishes the stock-released event of every
 // cancelled order among them (see republishReleases), marks them published
 // (their successors of the same order id may go, their offsets may be
 // committed) and runs their metrics and logs. It returns when ctx ends.
+//
+// Tasks whose answers could not be written (a partition without a leader, a
+// broker away) are held and tried again with backoff, while answers decided
+// meanwhile go out as they come: a fault of one partition of the events topic
+// does not hold up the answers bound for the others. New answers bound for a
+// partition with held answers are held with them without a write (a write
+// that carries one waits for that partition's attempts). Held tasks stay
+// unpublished, so their offsets are not committed and their successors of
+// the same order id wait; when ctx ends first they are redelivered.
 func (m *member) publisher(ctx context.Context) {
+	name := fmt.Sprintf("consumer %d publish", m.id)
+	finder, _ := m.w.pub.(partitionFinder)
+	var (
+		held    []*task     // answers that failed, tried again when retry fires
+		retry   *time.Timer // nil while nothing is held
+		attempt int         // failed writes in a row of the held tasks
+		// The partitions the held answers are bound for, when the publisher
+		// can tell: new answers bound for one of them join the held ones
+		// without a write, which would wait for that partition's attempts.
+		blocked map[topicPartition]bool
+	)
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
-		ts := m.pubq.take(ctx, 4096)
-		if ts == nil {
+		var due <-chan time.Time
+		if retry != nil {
+			due = retry.C
+		}
+		ts, ok := m.pubq.takeUntil(ctx, maxPublish, due)
+		if !ok {
+			return // unpublished tasks stay uncommitted and are redelivered
+		}
+		if retry != nil && (len(ts) == 0 || timerFired(retry)) {
+			// Their turn: held answers first, in the order they were decided.
+			ts = append(held, ts...)
+			held, retry, blocked = nil, nil, nil
+		} else if len(blocked) > 0 {
+			var later []*task
+			ts, later = splitBound(ts, blocked, finder)
+			held = append(held, later...)
+		}
+		if len(ts) == 0 {
+			continue
+		}
+		failed, err := m.publishTasks(ctx, ts)
+		if ctx.Err() != nil {
 			return
 		}
-		if err := m.publishTasks(ctx, ts); err != nil {
-			return // ctx ended: unpublished tasks stay uncommitted and are redelivered
-		}
-	}
-}
-
-// publishTasks publishes ts until it succeeds. A transient failure (a broker,
-// leader or coordinator away) is retried with backoff for as long as it takes.
-// A message the broker refuses as such is found by splitting ts; its task is
-// parked instead (a dead letter of its source message), and a dead letter the
-// broker refuses is sent smaller (producer.Shrink). It returns an error only
-// when ctx ends first.
-func (m *member) publishTasks(ctx context.Context, ts []*task) error {
-	name := fmt.Sprintf("consumer %d publish", m.id)
-	for attempt := 1; ; attempt++ {
-		err := m.publishOnce(ctx, ts)
 		if err == nil {
-			m.w.health.set(name, nil)
-			for _, t := range ts {
-				for _, f := range t.done {
-					f()
-				}
-				m.sched.published(t)
-				if m.offsets.settled(t.msg, t.offset) {
-					signal(m.commitWake)
-				}
+			if held == nil {
+				attempt = 0
+				m.w.health.set(name, nil)
 			}
-			return nil
+			continue
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if producer.PerMessage(err) {
-			if len(ts) > 1 {
-				mid := len(ts) / 2
-				if err := m.publishTasks(ctx, ts[:mid]); err != nil {
-					return err
-				}
-				return m.publishTasks(ctx, ts[mid:])
-			}
-			t := ts[0]
-			if t.parked || t.kind == kindUndecodable {
-				if smaller, ok := producer.Shrink(t.answers[0]); ok {
-					m.log.Warn("the dead-letter topic refused the letter; sending it smaller", msgFields(t.msg, zap.Error(err))...)
-					t.answers[0] = smaller
-					continue
-				}
-			} else {
-				// The broker refuses this task's answer itself: park its
-				// message rather than retry what cannot succeed.
-				m.park(t, err, attempt)
-				continue
-			}
-		}
+		held = append(held, failed...)
+		blocked = boundFor(held, finder)
+		attempt++
 		m.w.health.set(name, err)
 		m.w.cfg.Metrics.retried(true)
-		pause := retryPause(m.w.cfg.MinBackoff, m.w.cfg.MaxBackoff, attempt)
-		m.log.Warn("publish failed, will retry", taskFields(ts, zap.Int("attempt", attempt), zap.Duration("backoff", pause), zap.Error(err))...)
-		if err := sleep(ctx, pause); err != nil {
-			return err
+		pause := retryPause(m.w.cfg.MinBackoff, min(m.w.cfg.MaxBackoff, publishRetryCap), attempt)
+		m.log.Warn("publish failed, will retry; answers decided meanwhile are published as they come",
+			taskFields(failed, zap.Int("attempt", attempt), zap.Int("held", len(held)), zap.Duration("backoff", pause), zap.Error(err))...)
+		if retry == nil {
+			retry = time.NewTimer(pause)
 		}
 	}
 }
 
-// publishOnce publishes the answers of ts in one write, then their releases.
-func (m *member) publishOnce(ctx context.Context, ts []*task) error {
+// partitionFinder is a Publisher that can tell the partition a message is
+// written to (producer.Publisher); ok is false when it cannot.
+type partitionFinder interface {
+	Partition(msg kafka.Message) (partition int, ok bool)
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// boundFor returns the partitions the answers of ts are bound for, as far as
+// finder knows them (nil without a finder).
+func boundFor(ts []*task, finder partitionFinder) map[topicPartition]bool {
+	if finder == nil {
+		return nil
+	}
+	out := map[topicPartition]bool{}
+	for _, t := range ts {
+		for _, a := range t.answers {
+			if p, ok := finder.Partition(a); ok {
+				out[topicPartition{a.Topic, p}] = true
+			}
+		}
+	}
+	return out
+}
+
+// splitBound splits ts into the tasks with no answer bound for a partition in
+// blocked, and the others; each keeps its order.
+func splitBound(ts []*task, blocked map[topicPartition]bool, finder partitionFinder) (free, bound []*task) {
+	for _, t := range ts {
+		if slices.ContainsFunc(t.answers, func(a kafka.Message) bool {
+			p, ok := finder.Partition(a)
+			return ok && blocked[topicPartition{a.Topic, p}]
+		}) {
+			bound = append(bound, t)
+		} else {
+			free = append(free, t)
+		}
+	}
+	return free, bound
+}
+
+// timerFired reports whether t has fired, consuming its tick.
+func timerFired(t *time.Timer) bool {
+	select {
+	case <-t.C:
+		return true
+	default:
+		return false
+	}
+}
+
+// publishTasks publishes ts once and completes the tasks whose answers were
+// all written. It returns the tasks not written and why, when that can heal
+// by waiting (a broker, leader or coordinator away). A message the broker
+// refuses as such is found by splitting the tasks not written; its task is
+// parked instead (a dead letter of its source message), and a dead letter the
+// broker refuses is sent smaller (producer.Shrink).
+func (m *member) publishTasks(ctx context.Context, ts []*task) ([]*task, error) {
+	for {
+		failed, err := m.publishOnce(ctx, ts)
+		if err == nil || ctx.Err() != nil || !producer.PerMessage(err) {
+			return failed, err
+		}
+		if len(failed) > 1 {
+			mid := len(failed) / 2
+			held1, err1 := m.publishTasks(ctx, failed[:mid])
+			held2, err2 := m.publishTasks(ctx, failed[mid:])
+			return append(held1, held2...), errors.Join(err1, err2)
+		}
+		t := failed[0]
+		if t.parked || t.kind == kindUndecodable {
+			smaller, ok := producer.Shrink(t.answers[0])
+			if !ok {
+				// Nothing left to drop: hold it like a transient failure.
+				return failed, err
+			}
+			m.log.Warn("the dead-letter topic refused the letter; sending it smaller", msgFields(t.msg, zap.Error(err))...)
+			t.answers[0] = smaller
+		} else {
+			// The broker refuses this task's answer itself: park its
+			// message rather than retry what cannot succeed.
+			m.park(t, err, 1)
+		}
+		ts = failed
+	}
+}
+
+// publishOnce publishes the answers of ts in one write, then the releases of
+// the tasks written, and completes those. It returns the tasks not written
+// (all of ts unless the broker said, message by message, which failed) and
+// the error.
+func (m *member) publishOnce(ctx context.Context, ts []*task) ([]*task, error) {
 	var out []kafka.Message
-	last := map[string]string{} // the type of the last outcome queued per order id
+	ends := make([]int, len(ts)) // ts[i]'s answers end at out[ends[i]]
+	for i, t := range ts {
+		out = append(out, t.answers...)
+		ends[i] = len(out)
+	}
+	written, failed := ts, []*task(nil)
+	err := m.w.publish(ctx, out)
+	if err != nil {
+		var werrs kafka.WriteErrors
+		if !errors.As(err, &werrs) || len(werrs) != len(out) {
+			return ts, err
+		}
+		written, failed = nil, nil
+		begin := 0
+		for i, t := range ts {
+			if slices.ContainsFunc(werrs[begin:ends[i]], func(e error) bool { return e != nil }) {
+				failed = append(failed, t)
+			} else {
+				written = append(written, t)
+			}
+			begin = ends[i]
+		}
+	}
+	if len(failed) == 0 {
+		err = nil // every message was written after all
+	}
+	if len(written) > 0 {
+		if rerr := m.republishReleases(ctx, written); rerr != nil {
+			// The written answers go again with the rest: a duplicate, never
+			// a release lost. Not %w: a release the broker refuses must not
+			// park an order whose answer is out (PerMessage); it is retried.
+			return ts, fmt.Errorf("re-publish the releases of %d answered orders: %v", len(written), rerr)
+		}
+		m.completed(written)
+	}
+	return failed, err
+}
+
+// completed marks ts published: their successors of the same order id may
+// go, their offsets may be committed, their metrics and logs run.
+func (m *member) completed(ts []*task) {
+	for _, t := range ts {
+		for _, f := range t.done {
+			f()
+		}
+		m.sched.published(t)
+		if m.offsets.settled(t.msg, t.offset) {
+			signal(m.commitWake)
+		}
+	}
+}
+
+// republishReleases publishes, after the answers of ts were acknowledged,
+// the stock-released event of every order placed among them that has one and
+// whose last answer here was not already it. Reading the cancellations only
+// after the acknowledgement closes the race with a cancel decided by another
+// member: either its release is committed by now and is re-published here, or
+// it commits later and is published (by that member) after these answers.
+func (m *member) republishReleases(ctx context.Context, ts []*task) error {
+	last := map[string]string{} // the type of the last outcome published per order id
 	var placed []string
 	for _, t := range ts {
-		out = append(out, t.answers...)
 		for _, a := range t.answers {
 			if a.Topic == m.w.cfg.EventsTopic {
 				if typ, ok := producer.Header(a, producer.HeaderType); ok {
@@ -143,19 +310,6 @@ func (m *member) publishOnce(ctx context.Context, ts []*task) error {
 		}
 		placed = append(placed, t.decided...)
 	}
-	if err := m.w.publish(ctx, out); err != nil {
-		return err
-	}
-	return m.republishReleases(ctx, placed, last)
-}
-
-// republishReleases publishes, after the answers were acknowledged, the
-// stock-released event of every order in placed that has one and whose last
-// answer here was not already it. Reading the cancellations only after the
-// acknowledgement closes the race with a cancel decided by another member:
-// either its release is committed by now and is re-published here, or it
-// commits later and is published (by that member) after these answers.
-func (m *member) republishReleases(ctx context.Context, placed []string, last map[string]string) error {
 	if len(placed) == 0 {
 		return nil
 	}

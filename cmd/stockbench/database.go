@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/stockflow/stockflow/events"
+	"golang.org/x/sync/errgroup"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -179,48 +180,18 @@ func measureDBLimit(ctx context.Context, rdb *runDB, conns int, d time.Duration)
 	if err := rdb.stock(ctx, map[int64]int64{hotGoods: initial}); err != nil {
 		return res, err
 	}
-	counts := make([]int, conns)
-	errs := make(chan error, conns)
-	meter, cpuErr := newCPUMeter(rdb.dsn, nil)
-	var cpu0 cpuSample
-	if cpuErr == nil {
-		cpu0, cpuErr = meter.sample([]int{os.Getpid()})
-	}
-	stop := time.Now().Add(d)
-	start := time.Now()
-	for i := range conns {
-		go func() {
-			for time.Now().Before(stop) {
-				r, err := rdb.sql.ExecContext(ctx, dbLimitStatement, hotGoods)
-				if err != nil {
-					errs <- fmt.Errorf("db-limit update: %w", err)
-					return
-				}
-				if n, _ := r.RowsAffected(); n == 1 {
-					counts[i]++
-				}
-			}
-			errs <- nil
-		}()
-	}
-	var firstErr error
-	for range conns {
-		if err := <-errs; err != nil && firstErr == nil {
-			firstErr = err
+	n, elapsed, cpu, err := hammer(ctx, rdb.dsn, conns, d, func(int64) (bool, error) {
+		r, err := rdb.sql.ExecContext(ctx, dbLimitStatement, hotGoods)
+		if err != nil {
+			return false, fmt.Errorf("db-limit update: %w", err)
 		}
+		k, _ := r.RowsAffected()
+		return k == 1, nil
+	})
+	if err != nil {
+		return res, err
 	}
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return res, firstErr
-	}
-	for _, c := range counts {
-		res.Updates += c
-	}
-	if cpuErr == nil {
-		if cpu1, err := meter.sample([]int{os.Getpid()}); err == nil {
-			res.CPU = meter.use(cpu0, cpu1, res.Updates)
-		}
-	}
+	res.Updates, res.CPU = n, cpu
 	res.Seconds = elapsed.Seconds()
 	res.UpdatesPerS = rate(res.Updates, elapsed)
 	stocks, err := rdb.stocks(ctx)
@@ -275,50 +246,16 @@ func measureOrderLimit(ctx context.Context, rdb *runDB, conns int, d time.Durati
 	if err := rdb.stock(ctx, stock); err != nil {
 		return res, err
 	}
-	var seq atomic.Int64
-	counts := make([]int, conns)
-	errs := make(chan error, conns)
-	meter, cpuErr := newCPUMeter(rdb.dsn, nil)
-	var cpu0 cpuSample
-	if cpuErr == nil {
-		cpu0, cpuErr = meter.sample([]int{os.Getpid()})
+	n, elapsed, cpu, err := hammer(ctx, rdb.dsn, conns, d, func(i int64) (bool, error) {
+		return true, limitOrder(ctx, rdb.sql, i)
+	})
+	if err != nil {
+		return res, err
 	}
-	stop := time.Now().Add(d)
-	start := time.Now()
-	for i := range conns {
-		go func() {
-			for time.Now().Before(stop) {
-				n := seq.Add(1)
-				if err := limitOrder(ctx, rdb.sql, n); err != nil {
-					errs <- err
-					return
-				}
-				counts[i]++
-			}
-			errs <- nil
-		}()
-	}
-	var firstErr error
-	for range conns {
-		if err := <-errs; err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return res, firstErr
-	}
-	for _, c := range counts {
-		res.Orders += c
-	}
-	if cpuErr == nil {
-		if cpu1, err := meter.sample([]int{os.Getpid()}); err == nil {
-			res.CPU = meter.use(cpu0, cpu1, res.Orders)
-		}
-	}
+	res.Orders, res.CPU = n, cpu
 	res.Seconds = elapsed.Seconds()
 	res.OrdersPerS = rate(res.Orders, elapsed)
-	err := rdb.sql.QueryRowContext(ctx,
+	err = rdb.sql.QueryRowContext(ctx,
 		"SELECT (SELECT ? * ? - SUM(stocks) FROM inventory WHERE goods BETWEEN ? AND ?), (SELECT COUNT(*) FROM order_outcomes WHERE strategy = 'order-limit')",
 		int64(orderLimitGoods), int64(initial), orderLimitFirst, orderLimitFirst+orderLimitGoods-1).Scan(&res.StockTaken, &res.LedgerRows)
 	if err != nil {
@@ -367,4 +304,51 @@ func limitOrder(ctx context.Context, s *sql.DB, n int64) (err error) {
 		return fmt.Errorf("order-limit commit: %w", err)
 	}
 	return nil
+}
+
+// hammer calls op from conns goroutines until d has passed, each call with a
+// number of its own (1, 2, ...), and returns how many calls counted (op's
+// true) and how long they took, with the CPU per counted call of this
+// process (the client) and of the database server of dsn when it runs on
+// this machine (nil when /proc cannot be read). The first error stops it.
+func hammer(ctx context.Context, dsn string, conns int, d time.Duration, op func(i int64) (bool, error)) (int, time.Duration, *cpuUse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	self := []int{os.Getpid()}
+	meter, cpuErr := newCPUMeter(dsn, nil)
+	var cpu0 cpuSample
+	if cpuErr == nil {
+		cpu0, cpuErr = meter.sample(self)
+	}
+	var seq, counted atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for range conns {
+		g.Go(func() error {
+			for gctx.Err() == nil && time.Now().Before(stop) {
+				ok, err := op(seq.Add(1))
+				if err != nil {
+					return err
+				}
+				if ok {
+					counted.Add(1)
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, elapsed, nil, err
+	}
+	n := int(counted.Load())
+	var cpu *cpuUse
+	if cpuErr == nil {
+		if cpu1, err := meter.sample(self); err == nil {
+			cpu = meter.use(cpu0, cpu1, n)
+		}
+	}
+	return n, elapsed, cpu, nil
 }

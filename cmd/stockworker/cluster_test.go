@@ -24,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stockflow/stockflow/internal/harness"
 	"github.com/stockflow/stockflow/internal/testsvc"
+	"github.com/stockflow/stockflow/producer"
 	"gorm.io/gorm"
 )
 
@@ -167,6 +168,11 @@ type clusterRun struct {
 const clusterRate = 150
 
 func startClusterRun(t *testing.T, strategy string, orders int) *clusterRun {
+	return startClusterRunWith(t, strategy, orders, testConsumers)
+}
+
+// startClusterRunWith is startClusterRun with consumers members per worker.
+func startClusterRunWith(t *testing.T, strategy string, orders, consumers int) *clusterRun {
 	brokers := onCluster(t)
 	dsn := testsvc.DatabaseDSN(t)
 	topics := testsvc.NewTopics(t, 6)
@@ -176,11 +182,11 @@ func startClusterRun(t *testing.T, strategy string, orders int) *clusterRun {
 	r := &clusterRun{t: t, brokers: brokers, topics: topics, pool: openDSN(t, dsn)}
 	r.requireReplication(3)
 	testsvc.Stock(t, r.pool, 16, 100000)
-	r.ws = startWorkers(t, "worker", 2, workerEnv(dsn, topics, strategy))
+	r.ws = startWorkers(t, "worker", 2, workerEnv(dsn, topics, strategy, "CONSUMERS="+strconv.Itoa(consumers)))
 	if err := r.ws.WaitReady(true, time.Minute); err != nil {
 		t.Fatalf("%v\n%s", err, r.ws.Logs())
 	}
-	waitAssigned(t, topics, 2*testConsumers)
+	waitAssigned(t, topics, 2*consumers)
 	r.load = startLoad(t, topics, orders, clusterRate)
 	flowing(t, r.ws, 300)
 	return r
@@ -238,7 +244,7 @@ func (r *clusterRun) alive(when string) {
 // runs checks while the workers still run, checks that both workers lived
 // through it all and stop cleanly, and reports how long answers stalled
 // around the fault.
-func (r *clusterRun) finish(fault time.Time, what string, checks ...func()) {
+func (r *clusterRun) finish(fault time.Time, what string, checks ...func()) map[string]time.Time {
 	t := r.t
 	r.alive("during the fault")
 	answered := r.load.verify(func() *gorm.DB { return r.pool }, 100000)
@@ -280,6 +286,7 @@ func (r *clusterRun) finish(fault time.Time, what string, checks ...func()) {
 	r.load.mu.Unlock()
 	t.Logf("%s: first answer %s after the fault; longest pause in answers %v; longest wait of an order placed after it %v",
 		what, first, gap.Round(time.Millisecond), wait.Round(time.Millisecond))
+	return answered
 }
 
 // The broker that leads the most partitions is killed (SIGKILL) and comes back
@@ -309,6 +316,104 @@ func TestClusterCoordinatorKilled(t *testing.T) {
 	r.alive("while the coordinator was away")
 	node(t, "start", victim)
 	r.finish(fault, fmt.Sprintf("coordinator (broker %d) killed", victim))
+}
+
+// One partition of the events topic goes offline while the others stay up:
+// its only replica's broker is stopped for 20 s. The answers bound for it
+// wait (held, retried, their offsets not committed); the answers bound for
+// the other partitions keep going out meanwhile, and once the broker is back
+// every order is answered.
+//
+// An order's answer goes to the events partition of the same number as its
+// orders partition (both keyed by order id, murmur2). With one member per
+// worker, the member that consumes orders partition 0 consumes two more: a
+// publisher that retried whole batches would stop answering those as well.
+func TestClusterOfflinePartition(t *testing.T) {
+	r := startClusterRunWith(t, "pessimistic", 60*clusterRate, 1)
+	// The partition's only replica is a broker that does not coordinate the
+	// group (no rebalance), and one replica is enough for it to take writes.
+	coordinator := coordinatorOf(t, r.brokers, groupOf(r.topics))
+	victim := 1
+	if victim == coordinator {
+		victim = 2
+	}
+	setTopicConfig(t, r.brokers, r.topics.Events, "min.insync.replicas", "1")
+	onlyReplica(t, r.brokers, r.topics.Events, 0, victim)
+	fault := time.Now()
+	node(t, "stop", victim)
+	const offline = 20 * time.Second
+	time.Sleep(offline)
+	back := time.Now()
+	r.alive("while a partition was offline")
+	node(t, "start", victim)
+	answered := r.finish(fault, fmt.Sprintf("events partition 0 offline (broker %d stopped)", victim))
+
+	// Orders placed while the partition was offline, after the first 5 s (a
+	// controlled shutdown moves the broker's other partitions first) and up
+	// to 2 s before it came back, and how many were answered before it did.
+	from, until := fault.Add(5*time.Second), back.Add(-2*time.Second)
+	placed, early := make([]int, 6), make([]int, 6)
+	r.load.mu.Lock()
+	for id, sent := range r.load.sent {
+		if sent.Before(from) || !sent.Before(until) {
+			continue
+		}
+		p := producer.Murmur2.Partition([]byte(id), 6)
+		placed[p]++
+		if at, ok := answered[id]; ok && at.Before(back) {
+			early[p]++
+		}
+	}
+	r.load.mu.Unlock()
+	t.Logf("while events partition 0 was offline, answered/placed per partition: %v / %v", early, placed)
+	if early[0] != 0 {
+		t.Errorf("%d answers written to events partition 0 while it had no replica up", early[0])
+	}
+	for p := 1; p < 6; p++ {
+		if early[p] < placed[p]/2 {
+			t.Errorf("partition %d: %d of %d orders answered while events partition 0 was offline: the offline partition held them up", p, early[p], placed[p])
+		}
+	}
+}
+
+// onlyReplica reassigns partition of topic to broker alone and waits until
+// the metadata shows it as the partition's only replica and leader.
+func onlyReplica(t *testing.T, brokers []string, topic string, partition, broker int) {
+	t.Helper()
+	client, done := clusterClient(brokers)
+	defer done()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := client.AlterPartitionReassignments(ctx, &kafka.AlterPartitionReassignmentsRequest{Topic: topic, Timeout: 30 * time.Second,
+		Assignments: []kafka.AlterPartitionReassignmentsRequestAssignment{{PartitionID: partition, BrokerIDs: []int{broker}}}})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err == nil {
+		for _, pr := range resp.PartitionResults {
+			if pr.Error != nil {
+				err = pr.Error
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("reassign %s/%d to broker %d: %v", topic, partition, broker, err)
+	}
+	for {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(md.Topics) == 1 {
+			for _, p := range md.Topics[0].Partitions {
+				if p.ID == partition && len(p.Replicas) == 1 && p.Replicas[0].ID == broker && p.Leader.ID == broker {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s/%d is not on broker %d alone after a minute: %v %v", topic, partition, broker, md, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Every broker is restarted in turn, as a rolling upgrade does: SIGTERM (a

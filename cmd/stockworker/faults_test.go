@@ -84,43 +84,61 @@ func (l *load) sending(id string) {
 // placeOrders publishes orders id(i) for i in [from, to) of one unit of goods,
 // at most rate per second, and returns when all are acknowledged or ctx ends.
 // sending, when not nil, is told each order id before it is first sent.
+//
+// Each order is sent on its own (up to 256 at once), as independent clients
+// of an order service would: one order waiting for its partition's new
+// leader does not hold up the orders bound for the other partitions.
 func placeOrders(ctx context.Context, t *testing.T, pub *producer.Publisher, topic string, goods int64, prefix string, from, to, rate int, sending func(string)) {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
+	slots := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for i := from; i < to; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
 		id := fmt.Sprintf("%s-%d", prefix, i)
 		msg := kafka.Message{Topic: topic, Key: []byte(id),
 			Value: []byte(fmt.Sprintf(`{"order_id":%q,"items":[{"goods_id":%d,"num":1}]}`, id, goods))}
-		// The test's own producer rides out a broker fault like any order
-		// service would: it sends the order again until the cluster takes it
-		// (a copy too many is a redelivery the worker must handle anyway).
 		if sending != nil {
 			sending(id)
 		}
-		for first := time.Now(); ; {
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := pub.Publish(pctx, msg)
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Since(first) > 2*time.Minute {
-				t.Errorf("place %s: still failing after 2m: %v", id, err)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			placeOne(ctx, t, pub, id, msg)
+		}()
+	}
+}
+
+// placeOne sends msg until the cluster takes it, as any order service would
+// ride out a broker fault (a copy too many is a redelivery the worker must
+// handle anyway), or ctx ends. Still failing after 2 minutes fails the test.
+func placeOne(ctx context.Context, t *testing.T, pub *producer.Publisher, id string, msg kafka.Message) {
+	for first := time.Now(); ; {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := pub.Publish(pctx, msg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if time.Since(first) > 2*time.Minute {
+			t.Errorf("place %s: still failing after 2m: %v", id, err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

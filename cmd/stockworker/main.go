@@ -32,6 +32,10 @@ import (
 	"gorm.io/gorm"
 )
 
+// publishAttempts is how many times the worker's writer tries a partition's
+// batch of answers before the worker holds them and retries them later.
+const publishAttempts = 3
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -185,7 +189,10 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		}
 	}
 
-	pub := producer.New(brokers, producer.Options{Partitioner: producer.Partitioner(cfg.Partitioner), Security: cfg.KafkaSecurity})
+	// The worker retries answers that failed itself, and publishes the
+	// answers decided meanwhile as they come (worker.publisher): a write
+	// should not wait long for a partition without a leader.
+	pub := producer.New(brokers, producer.Options{Partitioner: producer.Partitioner(cfg.Partitioner), Security: cfg.KafkaSecurity, Attempts: publishAttempts})
 	defer pub.Close()
 
 	var rdb *redis.Client
