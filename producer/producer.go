@@ -99,7 +99,7 @@ type topicPartitions struct {
 // A topic's partition count is read again (in the background) after
 // partitionsTTL, or after partitionsRetry when the read failed.
 const (
-	partitionsTTL   = time.Minute
+	partitionsTTL   = 15 * time.Second
 	partitionsRetry = 5 * time.Second
 )
 
@@ -151,8 +151,8 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...kafka.Message) error {
 // by the same rule as the writer, and true; false when that is not known: a
 // message without a key (placed at random), or a topic whose partition count
 // has not been read yet. It never waits for the cluster: the count is read
-// in the background on first use and again after a minute (5 s after a
-// failed read).
+// in the background on first use and again after 15 s (5 s after a failed
+// read).
 func (p *Publisher) Partition(msg kafka.Message) (int, bool) {
 	if msg.Key == nil {
 		return 0, false

@@ -83,6 +83,11 @@ const publishRetryCap = 2 * time.Second
 func (m *member) publisher(ctx context.Context) {
 	name := fmt.Sprintf("consumer %d publish", m.id)
 	finder, _ := m.w.pub.(partitionFinder)
+	if finder != nil {
+		// Have the events topic's partition count read before it is
+		// needed: the first failure should already divert.
+		finder.Partition(kafka.Message{Topic: m.w.cfg.EventsTopic, Key: []byte{}})
+	}
 	var (
 		held    []*task     // answers that failed, tried again when retry fires
 		retry   *time.Timer // nil while nothing is held
