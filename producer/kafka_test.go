@@ -24,22 +24,11 @@ func TestPublishedKeysLandWhereThePartitionerSays(t *testing.T) {
 		topic string
 	}{{"", tp.Events}, {producer.FNV1a, tp.Cancelled}} {
 		pub := producer.New(testsvc.KafkaBrokers(), producer.Options{Partitioner: c.p})
-		var msgs []kafka.Message
+		var keys []string
 		for key := range java {
-			ev := events.Deducted(key, []events.Line{{GoodsID: 16, Num: 1}}, time.Now())
-			b, err := ev.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, producer.Outcome(c.topic, key, ev.Type, b))
+			keys = append(keys, key)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := pub.Publish(ctx, msgs...)
-		cancel()
-		pub.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		publishAndClose(t, pub, outcomes(t, c.topic, keys))
 	}
 
 	placed := testsvc.Collect(t, tp.Events, len(java), 30*time.Second)
@@ -82,16 +71,11 @@ func TestPartitionIsWhereTheWriterPuts(t *testing.T) {
 		if _, ok := pub.Partition(kafka.Message{Topic: topic}); ok {
 			t.Errorf("%s: a keyless message has a partition", p)
 		}
-		msgs := make([]kafka.Message, 200)
-		for i := range msgs {
-			id := fmt.Sprintf("order-%d", i)
-			ev := events.Deducted(id, []events.Line{{GoodsID: 16, Num: 1}}, time.Now())
-			b, err := ev.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs[i] = producer.Outcome(topic, id, ev.Type, b)
+		keys := make([]string, 200)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("order-%d", i)
 		}
+		msgs := outcomes(t, topic, keys)
 		start := time.Now()
 		_, ok := pub.Partition(msgs[0])
 		if waited := time.Since(start); ok || waited > 100*time.Millisecond {
@@ -112,13 +96,7 @@ func TestPartitionIsWhereTheWriterPuts(t *testing.T) {
 			}
 			want[string(m.Key)] = n
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := pub.Publish(ctx, msgs...)
-		cancel()
-		pub.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		publishAndClose(t, pub, msgs)
 		got := testsvc.Collect(t, topic, len(msgs), 30*time.Second)
 		spread := map[int]bool{}
 		for _, m := range got {
@@ -130,5 +108,32 @@ func TestPartitionIsWhereTheWriterPuts(t *testing.T) {
 		if len(got) != len(msgs) || len(spread) != 6 {
 			t.Errorf("%s: read %d of %d messages over %d partitions", p, len(got), len(msgs), len(spread))
 		}
+	}
+}
+
+// outcomes are stock-deducted events for order ids keys, on topic.
+func outcomes(t *testing.T, topic string, keys []string) []kafka.Message {
+	t.Helper()
+	msgs := make([]kafka.Message, len(keys))
+	for i, id := range keys {
+		ev := events.Deducted(id, []events.Line{{GoodsID: 16, Num: 1}}, time.Now())
+		b, err := ev.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = producer.Outcome(topic, id, ev.Type, b)
+	}
+	return msgs
+}
+
+// publishAndClose publishes msgs with pub, then closes it.
+func publishAndClose(t *testing.T, pub *producer.Publisher, msgs []kafka.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := pub.Publish(ctx, msgs...)
+	cancel()
+	pub.Close()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
