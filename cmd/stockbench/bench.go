@@ -106,26 +106,17 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	fmt.Fprintf(b.stderr, "stockbench: %d runs (%d skipped), lanes %s, orders %s, latency %.0f orders/s for %gs, worker %s\n",
 		len(specs), len(skipped), fmtLanesList(b.o.Lanes), b.o.N, b.o.Rate, b.o.LatencySeconds, b.o.Worker)
 	if b.o.DBLimitSeconds > 0 {
+		d := time.Duration(b.o.DBLimitSeconds * float64(time.Second))
 		fmt.Fprintf(b.stderr, "stockbench: db-limit: %d connections for %gs\n", b.o.DBLimitConns, b.o.DBLimitSeconds)
-		dl, err := measureDBLimit(ctx, ref, b.o.DBLimitConns, time.Duration(b.o.DBLimitSeconds*float64(time.Second)))
-		if err != nil {
-			dl.Error = err.Error()
-			res.Failed++
-		} else if !dl.Correct {
-			res.Failed++
-		}
+		dl, err := measureDBLimit(ctx, ref, b.o.DBLimitConns, d)
+		dl.Error = tallyReference(res, err, dl.Correct)
 		res.DBLimit = &dl
 		fmt.Fprintf(b.stderr, "stockbench: db-limit: %.0f updates/s (correct %v)%s\n", dl.UpdatesPerS, dl.Correct, cpuSummary(dl.CPU))
 
 		conns := orderLimitConns(b.o)
 		fmt.Fprintf(b.stderr, "stockbench: order-limit: %d connections for %gs\n", conns, b.o.DBLimitSeconds)
-		ol, err := measureOrderLimit(ctx, ref, conns, time.Duration(b.o.DBLimitSeconds*float64(time.Second)))
-		if err != nil {
-			ol.Error = err.Error()
-			res.Failed++
-		} else if !ol.Correct {
-			res.Failed++
-		}
+		ol, err := measureOrderLimit(ctx, ref, conns, d)
+		ol.Error = tallyReference(res, err, ol.Correct)
 		res.OrderLimit = &ol
 		fmt.Fprintf(b.stderr, "stockbench: order-limit: %.0f orders/s (correct %v)%s\n", ol.OrdersPerS, ol.Correct, cpuSummary(ol.CPU))
 	}
@@ -198,4 +189,17 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// tallyReference counts a reference measurement (db-limit, order-limit) that
+// failed or came out wrong as a failed run, and returns its error text.
+func tallyReference(res *results, err error, correct bool) string {
+	switch {
+	case err != nil:
+		res.Failed++
+		return err.Error()
+	case !correct:
+		res.Failed++
+	}
+	return ""
 }
